@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian tools the test suite talks to (rdate reads the RFC 868
+# time service; script(1) gives the CLI tests a pseudo-terminal). Quick and
+# silent when they are already there; fails loudly when they cannot be
+# installed, so that tests which need them fail instead of skipping.
+set -eu
+missing=""
+command -v rdate >/dev/null 2>&1 || missing="$missing rdate"
+command -v script >/dev/null 2>&1 || missing="$missing bsdutils"
+[ -z "$missing" ] && exit 0
+echo "install_test_tools: installing$missing" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq </dev/null >&2
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing </dev/null >&2
