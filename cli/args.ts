@@ -1,0 +1,97 @@
+/**
+ * Command-line helpers shared by the verbs: strict option parsing that turns
+ * mistakes into usage errors (exit 64), and client addresses.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** A command-line mistake: printed as one line plus usage, exit 64. */
+export class UsageError extends Error {
+  /**
+   * @param message what is wrong, e.g. `unknown option "--foo"`
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** One option of a verb: a flag (boolean) or an option taking a value. */
+export interface OptionSpec {
+  /** `boolean` for flags, `string` for options with a value. */
+  type: "boolean" | "string";
+  /** One-letter alias. */
+  short?: string;
+}
+
+/** A verb's parsed command line. */
+export interface ParsedArgs {
+  /** Option values by long name (`help` is always recognised). */
+  values: Record<string, string | boolean | undefined>;
+  /** The positional arguments, including everything after `--`. */
+  positionals: string[];
+}
+
+/**
+ * Parses a verb's arguments strictly (unknown options are errors; `--`
+ * ends options).
+ * @param args the arguments after the verb
+ * @param options the verb's options by long name (`--help`/`-h` is added)
+ * @returns the values and positionals
+ * @throws {UsageError} for unknown options, missing values and the like
+ */
+export function parseVerbArgs(args: string[], options: Record<string, OptionSpec>): ParsedArgs {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as ParsedArgs["values"], positionals };
+  } catch (error) {
+    const message = (error as Error).message.split("\n")[0]!.replace(/\. To specify .*$/, "");
+    throw new UsageError(message.charAt(0).toLowerCase() + message.slice(1).replace(/\.$/, ""));
+  }
+}
+
+/** A host and port to connect to. */
+export interface ClientAddress {
+  /** Host name or IP address. */
+  hostname: string;
+  /** Port. */
+  port: number;
+}
+
+/**
+ * Parses a client `ADDR`: `host:port`, `[v6]:port`, a bare host or bare IPv6
+ * address (the service's default port).
+ * @param text the argument
+ * @param defaultPort the service's default port
+ * @returns hostname and port
+ * @throws {UsageError} when the text is not an address
+ */
+export function parseClientAddress(text: string, defaultPort: number): ClientAddress {
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
+  let hostname: string;
+  let portText: string | undefined;
+  if (bracketed) {
+    hostname = bracketed[1]!;
+    portText = bracketed[2];
+  } else if ((text.match(/:/g) ?? []).length > 1) {
+    hostname = text; // a bare IPv6 address
+  } else {
+    const [host, port] = text.split(":");
+    hostname = host!;
+    portText = port;
+    if (port === "") throw new UsageError(`bad address "${text}": missing port after ":"`);
+  }
+  if (hostname === "") throw new UsageError(`bad address "${text}": missing host`);
+  const port = portText === undefined ? defaultPort : Number(portText);
+  if (!/^\d*$/.test(portText ?? "") || port < 1 || port > 65535) {
+    throw new UsageError(`bad address "${text}": port must be 1-65535`);
+  }
+  return { hostname, port };
+}

@@ -1,0 +1,36 @@
+/**
+ * `switchboard version`: prints the program's and the runtime's versions.
+ *
+ * @module
+ */
+
+import { parseVerbArgs, UsageError } from "./args.ts";
+import { writeOut } from "./output.ts";
+import type { Verb } from "./verb.ts";
+import { ExitCode } from "../lib/exit_codes.ts";
+import { VERSION } from "../lib/version.ts";
+
+const HELP = `Usage: switchboard version
+
+Prints switchboard's version and the runtime it runs on.
+`;
+
+function runVersion(args: string[]): Promise<number> {
+  const { values, positionals } = parseVerbArgs(args, {});
+  if (values.help) {
+    writeOut(HELP);
+    return Promise.resolve(ExitCode.Ok);
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const runtime = typeof Deno !== "undefined" ? `deno ${Deno.version.deno}` : "unknown runtime";
+  writeOut(`switchboard ${VERSION} (${runtime})\n`);
+  return Promise.resolve(ExitCode.Ok);
+}
+
+/** The `version` verb. */
+export const versionVerb: Verb = {
+  name: "version",
+  synopsis: "version                              print the version",
+  help: HELP,
+  run: runVersion,
+};

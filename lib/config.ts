@@ -1,0 +1,315 @@
+/**
+ * Parses and validates switchboard's TOML config into typed objects,
+ * reporting every problem at once with file, key path and line.
+ *
+ * @module
+ */
+
+import { parse as parseToml, TomlError } from "smol-toml";
+import { dirname, resolve } from "node:path";
+import {
+  addressesOverlap,
+  formatHostPort,
+  type ListenAddress,
+  parseListenAddress,
+} from "./address.ts";
+import { parseCidr } from "./access.ts";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
+import { type ConfigProblem, formatProblem, OptionReader } from "./option_reader.ts";
+import type { Service, Transport } from "./service.ts";
+import { locateKeys } from "./toml_locate.ts";
+import { SERVICES } from "../handlers/mod.ts";
+
+/** The `[daemon]` table. */
+export interface DaemonConfig {
+  /** Least severe level logged. */
+  logLevel: LogLevel;
+  /** Log line format. */
+  logFormat: LogFormat;
+  /** How long a graceful stop waits for work in flight, in ms. */
+  shutdownTimeoutMs: number;
+}
+
+/** One `[[listener]]`, validated. */
+export interface ListenerConfig {
+  /** Unique name, used in logs. */
+  name: string;
+  /** The service's name. */
+  service: string;
+  /** The socket type. */
+  transport: Transport;
+  /** The `listen` value as written. */
+  listen: string;
+  /** The parsed listen address. */
+  address: ListenAddress;
+  /** Whether the listener runs. */
+  enabled: boolean;
+  /** TCP: most simultaneous connections; the excess is closed at once. */
+  maxConnections: number;
+  /** TCP: a connection idle this long (ms) is closed; 0 means never. */
+  idleTimeoutMs: number;
+  /** CIDRs a peer must match when non-empty. */
+  allow: string[];
+  /** CIDRs that are refused (deny wins over allow). */
+  deny: string[];
+  /** The service's own options, as its `parseOptions` returned them. */
+  options: unknown;
+  /** Its key path in the file, `listener[N]` (N counts from 0). */
+  key: string;
+  /** 1-based line of the `[[listener]]` header, when known. */
+  line?: number;
+}
+
+/** A whole validated config. */
+export interface Config {
+  /** Where it came from: a path or `<embedded default>`. */
+  file: string;
+  /** Daemon-wide settings. */
+  daemon: DaemonConfig;
+  /** Every listener, enabled or not, in file order. */
+  listeners: ListenerConfig[];
+  /** Things worth one log line each (e.g. what the embedded default skipped). */
+  notes: string[];
+}
+
+/** A config with problems; `problems` lists every one of them. */
+export class ConfigError extends Error {
+  /** Every problem found, in file order. */
+  readonly problems: ConfigProblem[];
+
+  /**
+   * @param problems what is wrong (at least one)
+   */
+  constructor(problems: ConfigProblem[]) {
+    super(problems.map(formatProblem).join("\n"));
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/** Options for {@linkcode parseConfig}. */
+export interface ParseConfigOptions {
+  /** The service table. @default {SERVICES} */
+  services?: readonly Service[];
+  /** Directory relative paths resolve against. @default {the file's directory} */
+  baseDir?: string;
+}
+
+const DEFAULT_MAX_CONNECTIONS = 512;
+const DEFAULT_IDLE_TIMEOUT = "5m";
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * Parses and validates a config file's text.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./config.ts";
+ * const config = parseConfig('[[listener]]\nservice = "echo"\nlisten = "127.0.0.1:0"\n', "demo.toml");
+ * if (config.listeners[0]!.name !== "echo-tcp-0") throw new Error("default name");
+ * ```
+ *
+ * @param text the TOML source
+ * @param file its path (for messages and for resolving relative paths)
+ * @param options the service table and base directory
+ * @returns the validated config
+ * @throws {ConfigError} listing every problem found
+ */
+export function parseConfig(text: string, file: string, options: ParseConfigOptions = {}): Config {
+  let document: Record<string, unknown>;
+  try {
+    document = parseToml(text) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof TomlError) {
+      const message = error.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
+      throw new ConfigError([{
+        file,
+        line: error.line,
+        key: "",
+        message: `invalid TOML: ${message}`,
+      }]);
+    }
+    throw error;
+  }
+  const problems: ConfigProblem[] = [];
+  const lines = locateKeys(text);
+  const baseDir = options.baseDir ?? dirname(resolve(file));
+  const services = options.services ?? SERVICES;
+  const reader = (table: Record<string, unknown>, prefix: string): OptionReader =>
+    new OptionReader(table, { file, prefix, lines, problems, baseDir });
+
+  const root = reader(document, "");
+  const daemonTable = tableAt(root, document, "daemon");
+  const daemon = readDaemon(reader(daemonTable ?? {}, "daemon"), daemonTable !== undefined);
+
+  const listeners: ListenerConfig[] = [];
+  const raw = document.listener;
+  root.has("listener");
+  if (raw !== undefined && !isArrayOfTables(raw)) {
+    root.problem("listener", "must be an array of tables: write each one as [[listener]]");
+  } else {
+    (raw as Record<string, unknown>[] | undefined ?? []).forEach((table, index) => {
+      const listener = readListener(reader(table, `listener[${index}]`), services);
+      if (listener) {
+        listener.line = lines.get(`listener[${index}]`);
+        listeners.push(listener);
+      }
+    });
+  }
+  root.reportUnknown();
+  checkDuplicates(listeners, reader(document, ""));
+  if (problems.length > 0) {
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    throw new ConfigError(problems);
+  }
+  const notes = listeners.some((l) => l.enabled) ? [] : ["No listener is enabled"];
+  return { file, daemon, listeners, notes };
+}
+
+function isArrayOfTables(value: unknown): boolean {
+  return Array.isArray(value) && value.every((item) => isTable(item));
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    !(value instanceof Date);
+}
+
+function tableAt(
+  root: OptionReader,
+  document: Record<string, unknown>,
+  key: string,
+): Record<string, unknown> | undefined {
+  if (!root.has(key)) return undefined;
+  const value = document[key];
+  if (isTable(value)) return value;
+  root.problem(key, `must be a table: write it as [${key}]`);
+  return undefined;
+}
+
+function readDaemon(reader: OptionReader, present: boolean): DaemonConfig {
+  const daemon: DaemonConfig = {
+    logLevel: reader.string("log_level", { default: "info", choices: LOG_LEVELS }) as LogLevel,
+    logFormat: reader.string("log_format", {
+      default: "text",
+      choices: ["text", "json"],
+    }) as LogFormat,
+    shutdownTimeoutMs: reader.duration("shutdown_timeout", { default: "10s", max: 3_600_000 }),
+  };
+  if (present) reader.reportUnknown();
+  return daemon;
+}
+
+function readListener(
+  reader: OptionReader,
+  services: readonly Service[],
+): ListenerConfig | undefined {
+  const before = reader.problemCount;
+  const names = services.map((s) => s.name);
+  const serviceName = reader.string("service", { required: true, choices: names });
+  const service = services.find((s) => s.name === serviceName);
+  const transport = reader.string("transport", {
+    choices: ["tcp", "udp"],
+  }) as Transport | undefined ?? service?.transports[0];
+  if (service && transport && !service.transports.includes(transport)) {
+    reader.problem(
+      "transport",
+      `"${transport}" is not supported by the "${service.name}" service (it supports ${
+        service.transports.map((t) => `"${t}"`).join(" and ")
+      })`,
+    );
+  }
+  const listen = reader.string("listen", { required: true });
+  let address: ListenAddress | undefined;
+  if (listen !== undefined) {
+    try {
+      address = parseListenAddress(listen);
+    } catch (error) {
+      reader.problem("listen", (error as Error).message);
+    }
+  }
+  const name = reader.string("name") ??
+    (service && transport && address ? `${service.name}-${transport}-${address.port}` : "");
+  if (reader.has("name") && !NAME.test(name)) {
+    reader.problem(
+      "name",
+      `"${name}" is not a valid name: use letters, digits, ".", "_" and "-" (at most 64)`,
+    );
+  }
+  const enabled = reader.boolean("enabled", true);
+  const tcpOnly = (key: string): void => {
+    if (transport === "udp" && reader.has(key)) {
+      reader.problem(key, `has no effect on a udp listener`);
+    }
+  };
+  tcpOnly("max_connections");
+  tcpOnly("idle_timeout");
+  const maxConnections = reader.integer("max_connections", {
+    default: DEFAULT_MAX_CONNECTIONS,
+    min: 1,
+    max: 1_000_000,
+  });
+  const idleTimeoutMs = reader.duration("idle_timeout", {
+    default: service?.defaultIdleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT,
+  });
+  const cidrCheck = (item: string): string | undefined => {
+    try {
+      parseCidr(item);
+      return undefined;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+  const allow = reader.stringArray("allow", { check: cidrCheck });
+  const deny = reader.stringArray("deny", { check: cidrCheck });
+  let options: unknown;
+  if (service && transport) {
+    options = service.parseOptions(reader, transport);
+    reader.reportUnknown();
+  }
+  if (reader.problemCount > before || !service || !transport || !address || listen === undefined) {
+    return undefined;
+  }
+  return {
+    key: reader.prefix,
+    name,
+    service: service.name,
+    transport,
+    listen,
+    address,
+    enabled,
+    maxConnections,
+    idleTimeoutMs,
+    allow,
+    deny,
+    options,
+  };
+}
+
+function checkDuplicates(listeners: ListenerConfig[], root: OptionReader): void {
+  listeners.forEach((listener, index) => {
+    const earlier = listeners.slice(0, index);
+    const prefix = listener.key;
+    const sameName = earlier.find((other) => other.name === listener.name);
+    if (sameName) {
+      root.problem(
+        `${prefix}.name`,
+        `duplicate name "${listener.name}" (also used at line ${sameName.line ?? "?"})`,
+      );
+    }
+    if (!listener.enabled) return;
+    const clash = earlier.find((other) =>
+      other.enabled && other.transport === listener.transport &&
+      addressesOverlap(other.address, listener.address)
+    );
+    if (clash) {
+      root.problem(
+        `${prefix}.listen`,
+        `${
+          formatHostPort(listener.address.hostname, listener.address.port)
+        }/${listener.transport} ` +
+          `overlaps "${clash.name}" (${clash.listen}, line ${clash.line ?? "?"})`,
+      );
+    }
+  });
+}

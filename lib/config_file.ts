@@ -1,0 +1,163 @@
+/**
+ * Finding and loading the config: `-c FILE`, `$SWITCHBOARD_CONFIG`,
+ * `./switchboard.toml`, `/etc/switchboard/switchboard.toml`, else the
+ * embedded default (loopback only, and only what is safe).
+ *
+ * @module
+ */
+
+import { resolve } from "node:path";
+import { type Config, ConfigError, parseConfig } from "./config.ts";
+import { findService } from "../handlers/mod.ts";
+
+/** Where a config comes from. */
+export type ConfigSource =
+  | { kind: "file"; path: string; why: "-c" | "SWITCHBOARD_CONFIG" | "search" }
+  | { kind: "embedded" };
+
+/** Name shown for the embedded default in messages. */
+export const EMBEDDED = "<embedded default>";
+
+/** The environment the search looks at (injectable for tests). */
+export interface ConfigEnvironment {
+  /** Reads an environment variable. @default {Deno.env.get} */
+  env?: (name: string) => string | undefined;
+  /** The working directory. @default {Deno.cwd()} */
+  cwd?: string;
+  /** Paths searched when neither -c nor $SWITCHBOARD_CONFIG is given. */
+  searchPaths?: readonly string[];
+}
+
+function envOf(environment: ConfigEnvironment): (name: string) => string | undefined {
+  return environment.env ?? ((name) => Deno.env.get(name));
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Decides which config to use, in DESIGN.md's order.
+ * @param explicit the `-c FILE` argument, if any
+ * @param environment environment, working directory and search paths
+ * @returns the source; a `-c` or `$SWITCHBOARD_CONFIG` file is returned even
+ *   when missing, so that loading it fails (exit 78) instead of falling back
+ */
+export function findConfigSource(
+  explicit: string | undefined,
+  environment: ConfigEnvironment = {},
+): ConfigSource {
+  const cwd = environment.cwd ?? Deno.cwd();
+  if (explicit !== undefined) return { kind: "file", path: resolve(cwd, explicit), why: "-c" };
+  const fromEnv = envOf(environment)("SWITCHBOARD_CONFIG");
+  if (fromEnv) return { kind: "file", path: resolve(cwd, fromEnv), why: "SWITCHBOARD_CONFIG" };
+  const candidates = environment.searchPaths ??
+    ["switchboard.toml", "/etc/switchboard/switchboard.toml"];
+  for (const candidate of candidates) {
+    const path = resolve(cwd, candidate);
+    if (exists(path)) return { kind: "file", path, why: "search" };
+  }
+  return { kind: "embedded" };
+}
+
+/** The embedded default config and what it left out. */
+export interface DefaultConfig {
+  /** TOML text. */
+  text: string;
+  /** One line per thing skipped and why. */
+  notes: string[];
+}
+
+/**
+ * Builds the embedded default: echo (TCP and UDP), chat and time always, on
+ * loopback; file read-only on `./files` when that folder exists; cmd only
+ * when `SWITCHBOARD_TOKEN` is set (with that token).
+ * @param environment environment and working directory
+ * @returns the TOML text and the notes on what was skipped
+ */
+export function defaultConfig(environment: ConfigEnvironment = {}): DefaultConfig {
+  const cwd = environment.cwd ?? Deno.cwd();
+  const env = envOf(environment);
+  const notes: string[] = [];
+  const listeners: string[] = [];
+  const add = (fields: Record<string, string | boolean>): void => {
+    if (!findService(fields.service as string)) return;
+    listeners.push(
+      "[[listener]]\n" +
+        Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n"),
+    );
+  };
+  add({ name: "echo-tcp", service: "echo", transport: "tcp", listen: "127.0.0.1:7007" });
+  add({ name: "echo-udp", service: "echo", transport: "udp", listen: "127.0.0.1:7007" });
+  add({ name: "chat", service: "chat", transport: "udp", listen: "127.0.0.1:7008" });
+  add({ name: "time", service: "time", transport: "udp", listen: "127.0.0.1:7037" });
+  const files = resolve(cwd, "files");
+  if (isDirectory(files)) {
+    add({ name: "file", service: "file", listen: "127.0.0.1:7021", root: files });
+  } else {
+    notes.push(`Embedded default: file service skipped (no folder "${files}")`);
+  }
+  const token = env("SWITCHBOARD_TOKEN");
+  if (token) {
+    add({ name: "cmd", service: "cmd", listen: "127.0.0.1:7009", token });
+  } else {
+    notes.push("Embedded default: cmd service skipped (SWITCHBOARD_TOKEN is not set)");
+  }
+  return { text: `[daemon]\nlog_level = "info"\n\n${listeners.join("\n\n")}\n`, notes };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads and validates the config from `source`.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./config_file.ts";
+ * const config = await loadConfig({ kind: "embedded" }, { env: () => undefined, cwd: "/" });
+ * if (!config.listeners.some((l) => l.name === "echo-tcp")) throw new Error("no echo");
+ * ```
+ *
+ * @param source from {@linkcode findConfigSource}
+ * @param environment environment and working directory (for the embedded default)
+ * @returns the validated config
+ * @throws {ConfigError} when the file cannot be read or is invalid
+ */
+export async function loadConfig(
+  source: ConfigSource,
+  environment: ConfigEnvironment = {},
+): Promise<Config> {
+  if (source.kind === "embedded") {
+    const { text, notes } = defaultConfig(environment);
+    const config = parseConfig(text, EMBEDDED, { baseDir: environment.cwd ?? Deno.cwd() });
+    return { ...config, notes: [...notes, ...config.notes] };
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(source.path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : (error as Error).message;
+    const via = source.why === "search" ? "" : ` (given by ${source.why})`;
+    throw new ConfigError([{
+      file: source.path,
+      key: "",
+      message: `cannot read config${via}: ${why}`,
+    }]);
+  }
+  return parseConfig(text, source.path);
+}

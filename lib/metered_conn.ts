@@ -1,0 +1,125 @@
+/**
+ * A TCP connection wrapper that counts bytes both ways (for logs, metrics and
+ * idle detection) and closes idempotently.
+ *
+ * @module
+ */
+
+import type { Connection } from "./service.ts";
+
+/** The parts of a Deno connection the wrapper uses. */
+export type RawConn = Pick<Deno.Conn, "read" | "write" | "closeWrite" | "close" | "localAddr">;
+
+/** A counted, idempotently closable connection handed to stream handlers. */
+export class MeteredConn implements Connection {
+  #conn: RawConn;
+  #closed = false;
+  #readable?: ReadableStream<Uint8Array<ArrayBuffer>>;
+  #writable?: WritableStream<Uint8Array>;
+  /** Bytes read from the peer so far. */
+  bytesIn = 0;
+  /** Bytes written to the peer so far. */
+  bytesOut = 0;
+  /** The peer's address, normalised. */
+  readonly remoteAddr: Deno.NetAddr;
+  /** The local address. */
+  readonly localAddr: Deno.NetAddr;
+
+  /**
+   * @param conn the accepted connection
+   * @param remoteAddr the peer's normalised address
+   */
+  constructor(conn: RawConn, remoteAddr: Deno.NetAddr) {
+    this.#conn = conn;
+    this.remoteAddr = remoteAddr;
+    this.localAddr = conn.localAddr as Deno.NetAddr;
+  }
+
+  /** Whether {@linkcode MeteredConn.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Reads into `p`.
+   * @param p the buffer to fill
+   * @returns the count, or null at end of stream
+   * @throws {Deno.errors.ConnectionReset} and other I/O errors from the socket
+   */
+  async read(p: Uint8Array): Promise<number | null> {
+    const n = await this.#conn.read(p);
+    if (n !== null) this.bytesIn += n;
+    return n;
+  }
+
+  /**
+   * Writes some of `p`.
+   * @param p the bytes
+   * @returns the count written
+   * @throws {Deno.errors.BrokenPipe} and other I/O errors from the socket
+   */
+  async write(p: Uint8Array): Promise<number> {
+    const n = await this.#conn.write(p);
+    this.bytesOut += n;
+    return n;
+  }
+
+  /**
+   * Writes all of `p`, looping on short writes.
+   * @param p the bytes
+   * @throws {Deno.errors.BrokenPipe} and other I/O errors from the socket
+   */
+  async writeAll(p: Uint8Array): Promise<void> {
+    let rest = p;
+    while (rest.length > 0) {
+      const n = await this.#conn.write(rest);
+      this.bytesOut += n;
+      rest = rest.subarray(n);
+    }
+  }
+
+  /**
+   * Half-closes the connection (the peer reads end of stream).
+   * @throws {Deno.errors.NotConnected} when the peer is gone
+   */
+  async closeWrite(): Promise<void> {
+    if (!this.#closed) await this.#conn.closeWrite();
+  }
+
+  /** The incoming bytes as a byte stream, counted. */
+  get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    this.#readable ??= new ReadableStream({
+      type: "bytes",
+      autoAllocateChunkSize: 65536,
+      pull: async (controller) => {
+        const request = controller.byobRequest!;
+        const view = request.view as Uint8Array<ArrayBuffer>;
+        const n = await this.read(view);
+        if (n === null) {
+          controller.close();
+          request.respond(0);
+        } else {
+          request.respond(n);
+        }
+      },
+    });
+    return this.#readable;
+  }
+
+  /** The outgoing bytes as a stream, counted; closing it does not close the connection. */
+  get writable(): WritableStream<Uint8Array> {
+    this.#writable ??= new WritableStream({ write: (chunk) => this.writeAll(chunk) });
+    return this.#writable;
+  }
+
+  /** Closes the connection; later calls do nothing. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the runtime.
+    }
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * One running UDP listener: a receive loop on one reused buffer, the
+ * reflection guard (datagrams from ports 0, 7, 13, 19 and 37 are dropped),
+ * access rules, and error isolation per datagram.
+ *
+ * @module
+ */
+
+import { AccessPolicy } from "./access.ts";
+import { formatHostPort, normalizeHost } from "./address.ts";
+import type { ListenerConfig } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { LogThrottle } from "./log_throttle.ts";
+import { describeError } from "./net_errors.ts";
+import type { ListenerStats, RunningListener } from "./running_listener.ts";
+import type { ServiceInstance } from "./service.ts";
+import { settlesBy } from "./tcp_listener.ts";
+
+// Larger than the largest UDP payload (65,507 bytes over IPv4), so nothing is truncated.
+const RECEIVE_BUFFER = 65536;
+const MAX_RECEIVE_BACKOFF_MS = 1000;
+
+/**
+ * Whether a datagram from `port` must be ignored: port 0 cannot be answered,
+ * and echo (7), daytime (13), chargen (19) and time (37) reflect, so two
+ * reflecting services could otherwise bounce packets forever.
+ * @param port the source port
+ * @returns true when the datagram is to be dropped
+ */
+export function isReflectionPort(port: number): boolean {
+  return port === 0 || port === 7 || port === 13 || port === 19 || port === 37;
+}
+
+interface Generation {
+  config: ListenerConfig;
+  instance: ServiceInstance;
+  policy: AccessPolicy;
+}
+
+/** Receives datagrams for one UDP listener; created by the supervisor. */
+export class UdpListener implements RunningListener {
+  #socket: Deno.DatagramConn;
+  #log: Logger;
+  #generation?: Generation;
+  #stopping = false;
+  #loop?: Promise<void>;
+  #failures = new LogThrottle();
+  #denials = new LogThrottle();
+  #stats: ListenerStats = {
+    accepted: 0,
+    refused: 0,
+    denied: 0,
+    active: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    datagrams: 0,
+    dropped: 0,
+  };
+  #pendingConfig: ListenerConfig;
+
+  /**
+   * Takes ownership of a bound socket; call `start` once the service is open.
+   * @param socket the bound datagram socket
+   * @param config the listener's settings
+   * @param log a logger carrying the listener's name
+   */
+  constructor(socket: Deno.DatagramConn, config: ListenerConfig, log: Logger) {
+    this.#socket = socket;
+    this.#pendingConfig = config;
+    this.#log = log;
+  }
+
+  /**
+   * Sends a datagram from this listener's socket (the service's `send`).
+   * @param data the payload
+   * @param to the destination
+   * @throws {Deno.errors.BadResource} after the listener stopped
+   */
+  send = async (data: Uint8Array, to: Deno.NetAddr): Promise<void> => {
+    const n = await this.#socket.send(data, to);
+    this.#stats.bytesOut += n;
+  };
+
+  /**
+   * Starts receiving, handing datagrams to `instance`.
+   * @param instance the opened service
+   */
+  start(instance: ServiceInstance): void {
+    this.#generation = this.#newGeneration(this.#pendingConfig, instance);
+    this.#loop = this.#receive();
+  }
+
+  /** The settings datagrams are served with. */
+  get config(): ListenerConfig {
+    return this.#generation?.config ?? this.#pendingConfig;
+  }
+
+  /** The bound address. */
+  get addr(): Deno.NetAddr {
+    return this.#socket.addr as Deno.NetAddr;
+  }
+
+  /** Counters since start. */
+  get stats(): ListenerStats {
+    return { ...this.#stats };
+  }
+
+  #newGeneration(config: ListenerConfig, instance: ServiceInstance): Generation {
+    return { config, instance, policy: new AccessPolicy(config.allow, config.deny) };
+  }
+
+  /**
+   * Serves later datagrams with new settings and a new service instance;
+   * the old instance is closed. The socket stays.
+   * @param config the new settings
+   * @param instance the newly opened service
+   */
+  replace(config: ListenerConfig, instance: ServiceInstance): void {
+    const old = this.#generation;
+    this.#generation = this.#newGeneration(config, instance);
+    if (old) void this.#closeInstance(old.instance);
+  }
+
+  async #closeInstance(instance: ServiceInstance): Promise<void> {
+    try {
+      await instance.close?.();
+    } catch (error) {
+      this.#log.warn(`Service did not close cleanly: ${describeError(error)}`);
+    }
+  }
+
+  async #receive(): Promise<void> {
+    const buffer = new Uint8Array(RECEIVE_BUFFER);
+    const stats = this.#stats;
+    let backoff = 0;
+    for (;;) {
+      let data: Uint8Array;
+      let from: Deno.NetAddr;
+      try {
+        [data, from] = (await this.#socket.receive(buffer)) as [Uint8Array, Deno.NetAddr];
+        backoff = 0;
+      } catch (error) {
+        if (this.#stopping || error instanceof Deno.errors.BadResource) return;
+        backoff = Math.min(backoff === 0 ? 5 : backoff * 2, MAX_RECEIVE_BACKOFF_MS);
+        this.#log.warn(`Receive failed, retrying in ${backoff}ms: ${describeError(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, backoff));
+        continue;
+      }
+      const generation = this.#generation!;
+      if (isReflectionPort(from.port)) {
+        stats.dropped!++;
+        continue;
+      }
+      if (!generation.policy.open && !generation.policy.allows(normalizeHost(from.hostname))) {
+        stats.denied++;
+        stats.dropped!++;
+        const count = this.#denials.hit(performance.now());
+        if (count > 0) {
+          const peer = formatHostPort(normalizeHost(from.hostname), from.port);
+          this.#log.info("Datagram denied by access rules", { peer, count });
+        }
+        continue;
+      }
+      stats.datagrams!++;
+      stats.bytesIn += data.length;
+      try {
+        const pending = generation.instance.datagram!(data, from);
+        if (pending) await pending;
+      } catch (error) {
+        if (this.#stopping) return;
+        const count = this.#failures.hit(performance.now());
+        if (count > 0) {
+          const peer = formatHostPort(normalizeHost(from.hostname), from.port);
+          this.#log.warn(`Datagram handler failed: ${describeError(error)}`, { peer, count });
+        }
+      }
+    }
+  }
+
+  /**
+   * Stops: lets the service say goodbye (bounded by `deadline`), then closes
+   * the socket.
+   * @param deadline a `performance.now()` time by which everything is closed
+   */
+  async stop(deadline: number): Promise<void> {
+    if (this.#stopping) return;
+    const instance = this.#generation?.instance;
+    if (instance) {
+      const closing = this.#closeInstance(instance);
+      if (!(await settlesBy(closing, deadline))) {
+        this.#log.warn("Shutdown timeout: the service did not finish closing");
+      }
+    }
+    this.#stopping = true;
+    try {
+      this.#socket.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#loop;
+  }
+}
