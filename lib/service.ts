@@ -78,6 +78,11 @@ export interface ListenerContext {
    * TCP and a UDP listener). Keys are namespaced by service, `"chat:room:x"`.
    */
   readonly shared: Map<string, unknown>;
+  /**
+   * The supervisor's monotonic clock in ms (performance.now() unless a test
+   * injects one). Services measure TTLs and rates with it, not Date.now().
+   */
+  readonly now: () => number;
   /** UDP only: sends a datagram from the listener's socket. */
   readonly send: (data: Uint8Array, to: Deno.NetAddr) => Promise<void>;
 }

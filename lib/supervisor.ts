@@ -91,6 +91,8 @@ export interface SupervisorOptions {
   log: Logger;
   /** The service table. @default {SERVICES} */
   services?: readonly Service[];
+  /** Monotonic clock in ms handed to services (tests inject a fake one). @default {performance.now} */
+  clock?: () => number;
 }
 
 interface Prepared {
@@ -113,6 +115,7 @@ interface Prepared {
 export class Supervisor {
   #log: Logger;
   #services: readonly Service[];
+  #clock: () => number;
   #running = new Map<string, RunningListener>();
   #shared = new Map<string, unknown>();
   #stopping: Promise<void>[] = [];
@@ -125,6 +128,7 @@ export class Supervisor {
   constructor(options: SupervisorOptions) {
     this.#log = options.log;
     this.#services = options.services ?? SERVICES;
+    this.#clock = options.clock ?? (() => performance.now());
   }
 
   /** The running listeners, in start order. */
@@ -282,6 +286,7 @@ export class Supervisor {
         log: this.#log.child({ listener: config.name }),
         signal: controller.signal,
         shared: this.#shared,
+        now: this.#clock,
         send: udp ? udp.send : () => Promise.reject(new TypeError("Not a UDP listener")),
       };
       const opened = await service.open(config.options, context);

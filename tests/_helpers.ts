@@ -53,6 +53,8 @@ export interface StartServerOptions {
   baseDir?: string;
   /** Shutdown timeout used on dispose, in ms. @default {2000} */
   shutdownMs?: number;
+  /** Monotonic clock handed to services. @default {performance.now} */
+  clock?: () => number;
 }
 
 /**
@@ -70,7 +72,7 @@ export async function startServer(
     baseDir: options.baseDir ?? Deno.cwd(),
   });
   const { log, lines } = captureLog();
-  const supervisor = new Supervisor({ log, services: options.services });
+  const supervisor = new Supervisor({ log, services: options.services, clock: options.clock });
   await supervisor.apply(config);
   return {
     supervisor,
