@@ -1,0 +1,173 @@
+/**
+ * The chat relay: remembers members and forwards each message to every other
+ * member as `[name] text`. UDP (a member is a source address) or TCP (a
+ * member is a connection, line based). Listeners with the same `room` share
+ * one room through the supervisor's shared map (`chat:room:<name>`); a room
+ * lives while any listener uses it, so a reload keeps its members.
+ *
+ * @module
+ */
+
+import { ChatRoom, formatRate, type MemberLimits } from "../lib/chat_room.ts";
+import { serveChatConnection } from "../lib/chat_tcp.ts";
+import { ChatDatagramPort } from "../lib/chat_udp.ts";
+import { formatHostPort } from "../lib/address.ts";
+import { defineService, type ListenerContext, type Service } from "../lib/service.ts";
+import { formatDuration, type Rate } from "../lib/units.ts";
+
+/** Options of a chat listener. */
+export interface ChatOptions {
+  /** The room's name; listeners naming the same room share it. Default: the listener's name. */
+  room: string | undefined;
+  /** A member silent this long is removed, in ms. */
+  memberTtlMs: number;
+  /** Most members the room takes (newcomers through this listener). */
+  maxMembers: number;
+  /** Longest message in bytes (after one trailing newline is stripped). */
+  maxMessage: number;
+  /** Each member's sustained message rate. */
+  memberRate: Rate;
+  /** Messages a member may send at once. */
+  memberBurst: number;
+  /** TCP: bytes queued for a member before it is dropped as too slow. */
+  memberQueue: number;
+}
+
+/** The largest `max_message`: `[name] ` plus the message must fit one UDP datagram. */
+export const MAX_MESSAGE_LIMIT = 65_000;
+
+const ROOM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** What the shared map holds for a room. */
+interface RoomEntry {
+  room: ChatRoom;
+  /** Open service instances using the room. */
+  refs: number;
+  /** One per UDP socket, by bound address. */
+  ports: Map<string, { port: ChatDatagramPort; refs: number }>;
+}
+
+function limitsOf(options: ChatOptions): MemberLimits {
+  return {
+    maxMessage: options.maxMessage,
+    rate: options.memberRate,
+    burst: options.memberBurst,
+    ttlMs: options.memberTtlMs,
+  };
+}
+
+function acquireRoom(name: string, context: ListenerContext): [RoomEntry, () => void] {
+  const key = `chat:room:${name}`;
+  let entry = context.shared.get(key) as RoomEntry | undefined;
+  if (entry === undefined) {
+    const room = new ChatRoom({ name, now: context.now, log: context.log });
+    entry = { room, refs: 0, ports: new Map() };
+    context.shared.set(key, entry);
+  }
+  entry.refs++;
+  const held = entry;
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    if (--held.refs > 0) return;
+    held.room.close();
+    if (context.shared.get(key) === held) context.shared.delete(key);
+  };
+  return [held, release];
+}
+
+/** The chat service's entry in the service table. */
+export const chatService: Service = defineService<ChatOptions>({
+  name: "chat",
+  transports: ["udp", "tcp"],
+  defaultPort: 7008,
+  // Silent members are removed by member_ttl, with an announcement.
+  defaultIdleTimeoutMs: 0,
+  parseOptions(reader, transport) {
+    const room = reader.string("room");
+    if (room !== undefined && !ROOM_NAME.test(room)) {
+      reader.problem(
+        "room",
+        `"${room}" is not a valid room name: use letters, digits, ".", "_" and "-" (at most 64)`,
+      );
+    }
+    if (transport === "udp" && reader.has("member_queue")) {
+      reader.problem("member_queue", "has no effect on a udp listener");
+    }
+    return {
+      room,
+      memberTtlMs: reader.duration("member_ttl", {
+        default: "10m",
+        min: 1000,
+        max: 7 * 86_400_000,
+      }),
+      maxMembers: reader.integer("max_members", { default: 100, min: 1, max: 100_000 }),
+      maxMessage: reader.size("max_message", { default: 1400, min: 1, max: MAX_MESSAGE_LIMIT }),
+      memberRate: reader.rate("member_rate", "20/s"),
+      memberBurst: reader.integer("member_burst", { default: 40, min: 1, max: 1_000_000 }),
+      memberQueue: reader.size("member_queue", {
+        default: "256KiB",
+        min: 4096,
+        max: 64 * 1024 * 1024,
+      }),
+    };
+  },
+  describe(options) {
+    const parts = options.room === undefined ? [] : [`room=${options.room}`];
+    parts.push(
+      `max_members=${options.maxMembers}`,
+      `max_message=${options.maxMessage}`,
+      `member_ttl=${formatDuration(options.memberTtlMs)}`,
+      `member_rate=${formatRate(options.memberRate)}`,
+      `member_burst=${options.memberBurst}`,
+    );
+    return parts.join(" ");
+  },
+  open(options, context) {
+    const [entry, release] = acquireRoom(options.room ?? context.name, context);
+    const limits = limitsOf(options);
+    if (context.transport === "tcp") {
+      const connection = {
+        room: entry.room,
+        limits,
+        maxMembers: options.maxMembers,
+        maxQueue: options.memberQueue,
+      };
+      return {
+        stream: (conn, connectionContext) =>
+          serveChatConnection(conn, connectionContext, connection),
+        close: () => Promise.resolve(release()),
+      };
+    }
+    // A reload keeps the socket and opens a new instance before closing the
+    // old one: the socket's members carry over, with the new limits.
+    const socketKey = formatHostPort(context.addr.hostname, context.addr.port);
+    const settings = { send: context.send, limits, maxMembers: options.maxMembers };
+    let slot = entry.ports.get(socketKey);
+    if (slot === undefined) {
+      const port = new ChatDatagramPort({ room: entry.room, log: context.log, ...settings });
+      slot = { port, refs: 0 };
+      entry.ports.set(socketKey, slot);
+    } else {
+      slot.port.reconfigure(settings);
+    }
+    slot.refs++;
+    const held = slot;
+    let closed = false;
+    return {
+      datagram: (data, from) => held.port.handle(data, from) as Promise<void> | undefined,
+      close: () => {
+        if (!closed) {
+          closed = true;
+          if (--held.refs === 0) {
+            held.port.removeAll();
+            if (entry.ports.get(socketKey) === held) entry.ports.delete(socketKey);
+          }
+          release();
+        }
+        return Promise.resolve();
+      },
+    };
+  },
+});

@@ -1,0 +1,457 @@
+/**
+ * A chat room, independent of transports: its members and their names, the
+ * commands (`/nick`, `/who`, `/leave`), per-member limits (message size,
+ * token-bucket rate, time to live) and the fan-out of each message to every
+ * other member exactly once. Transports plug in through {@linkcode MemberSink}:
+ * a UDP address or a TCP connection.
+ *
+ * Each relayed message is framed once per framing (one byte array for all
+ * datagram members, one for all line members) and the same bytes go to
+ * every member. Message bodies are bytes and are never decoded.
+ *
+ * @module
+ */
+
+import {
+  checkName,
+  encodePrefix,
+  foldName,
+  formatMembers,
+  frameDatagram,
+  frameLine,
+  parseCommand,
+} from "./chat_text.ts";
+import { LogThrottle } from "./log_throttle.ts";
+import type { Logger } from "./log.ts";
+import { TokenBucket } from "./token_bucket.ts";
+import { formatDuration, type Rate } from "./units.ts";
+
+/** How a member receives lines: one datagram each, or `\n`-terminated on a stream. */
+export type Framing = "datagram" | "line";
+
+/**
+ * Why a member stopped being one. `left`: `/leave`, its connection closed or
+ * its listener went away; `timeout`: silent for longer than its TTL; `too
+ * slow`: its send queue overflowed; `closed`: the room closed (not announced).
+ */
+export type LeaveReason = "left" | "timeout" | "too slow" | "closed";
+
+/** Where a member's lines go: implemented by the UDP and TCP transports. */
+export interface MemberSink {
+  /** How this member receives lines. */
+  readonly framing: Framing;
+  /**
+   * Sends one framed line. The bytes are shared with other members and must
+   * not be changed. A returned promise settles when the send is done and
+   * never rejects (the sink handles its own errors).
+   */
+  deliver(bytes: Uint8Array): Promise<void> | undefined;
+  /** Told once when the room has removed the member, for whatever reason. */
+  removed(reason: LeaveReason): void;
+}
+
+/** The limits that apply to one member (from the listener it came through). */
+export interface MemberLimits {
+  /** Longest message, in bytes (after the trailing newline is stripped). */
+  maxMessage: number;
+  /** Sustained message rate. */
+  rate: Rate;
+  /** Messages allowed at once after a quiet spell. */
+  burst: number;
+  /** A member silent this long (ms) is removed. */
+  ttlMs: number;
+}
+
+/** A member as seen outside the room. */
+export interface ChatMember {
+  /** The current name. */
+  readonly name: string;
+  /** False once the member has been removed. */
+  readonly present: boolean;
+}
+
+/** Options for {@linkcode ChatRoom.join}. */
+export interface JoinOptions {
+  /** The default name (`ip:port`); `#2`, `#3`… is added if it is taken. */
+  name: string;
+  /** The member's limits. */
+  limits: MemberLimits;
+  /** The room may hold at most this many members for this join to succeed. */
+  maxMembers: number;
+}
+
+/** Options for {@linkcode ChatRoom}. */
+export interface ChatRoomOptions {
+  /** The room's name, for logs. */
+  name: string;
+  /** Monotonic clock in ms. */
+  now: () => number;
+  /** Logger for joins, leaves and drops. */
+  log: Logger;
+  /** How often silent members are looked for, in real ms. @default {1000} */
+  sweepMs?: number;
+}
+
+/** A `/who` reply to a datagram member is capped (a small request must not buy a big reply). */
+const MIN_WHO_CAP = 512;
+/** Replies to non-members (`room full`) are limited room-wide: they may come from spoofed sources. */
+const REFUSALS: Rate = { count: 10, perMs: 1000 };
+const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
+
+class Member implements ChatMember {
+  name: string;
+  folded: string;
+  prefix: Uint8Array;
+  readonly sink: MemberSink;
+  readonly datagram: boolean;
+  limits: MemberLimits;
+  readonly bucket: TokenBucket;
+  expiresAt: number;
+  /** When the next "rate limit" notice may be sent. */
+  noticeAt = -Infinity;
+  present = true;
+
+  constructor(name: string, folded: string, sink: MemberSink, limits: MemberLimits, now: number) {
+    this.name = name;
+    this.folded = folded;
+    this.prefix = encodePrefix(name);
+    this.sink = sink;
+    this.datagram = sink.framing === "datagram";
+    this.limits = limits;
+    this.bucket = new TokenBucket({ rate: limits.rate, burst: limits.burst, now });
+    this.expiresAt = now + limits.ttlMs;
+  }
+}
+
+/**
+ * Formats a rate for messages: `20/s`, `600/m`, `5/10s`.
+ * @param rate the rate
+ * @returns its text
+ */
+export function formatRate(rate: Rate): string {
+  const unit = rate.perMs === 1000
+    ? "s"
+    : rate.perMs === 60_000
+    ? "m"
+    : rate.perMs === 3_600_000
+    ? "h"
+    : formatDuration(rate.perMs);
+  return `${rate.count}/${unit}`;
+}
+
+/** A chat room shared by the listeners that name it. */
+export class ChatRoom {
+  #name: string;
+  #now: () => number;
+  #log: Logger;
+  #sweepMs: number;
+  #members = new Set<Member>();
+  #names = new Map<string, Member>();
+  #sweepTimer?: ReturnType<typeof setInterval>;
+  #refusals: TokenBucket;
+  #refusalLog = new LogThrottle(10_000);
+  #slowLog = new LogThrottle(10_000);
+  #closed = false;
+
+  /**
+   * Creates an empty room.
+   * @param options name, clock, logger and sweep interval
+   */
+  constructor(options: ChatRoomOptions) {
+    this.#name = options.name;
+    this.#now = options.now;
+    this.#log = options.log;
+    this.#sweepMs = options.sweepMs ?? 1000;
+    this.#refusals = new TokenBucket({ rate: REFUSALS, burst: REFUSALS.count, now: this.#now() });
+  }
+
+  /** The room's name. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** How many members there are. */
+  get size(): number {
+    return this.#members.size;
+  }
+
+  /** The members' names, in join order. */
+  get names(): string[] {
+    return [...this.#members].map((member) => member.name);
+  }
+
+  /** The room's clock (ms). */
+  now(): number {
+    return this.#now();
+  }
+
+  /**
+   * Adds a member and tells the others `* name joined` (not the newcomer:
+   * its address may be forged, and a join must never send it anything).
+   * @param sink where the member's lines go
+   * @param options default name, limits and the member cap
+   * @returns the member, or undefined when the room is full or closed
+   */
+  join(sink: MemberSink, options: JoinOptions): ChatMember | undefined {
+    if (this.#closed || this.#members.size >= options.maxMembers) {
+      if (!this.#closed) {
+        const count = this.#refusalLog.hit(performance.now());
+        if (count > 0) {
+          this.#log.info(`Room "${this.#name}" is full (max_members ${options.maxMembers})`, {
+            refused: count,
+          });
+        }
+      }
+      return undefined;
+    }
+    const now = this.#now();
+    let name = options.name;
+    let folded = foldName(name);
+    for (let n = 2; this.#names.has(folded); n++) {
+      name = `${options.name}#${n}`;
+      folded = foldName(name);
+    }
+    const member = new Member(name, folded, sink, options.limits, now);
+    this.#members.add(member);
+    this.#names.set(folded, member);
+    this.#log.debug("Member joined", { room: this.#name, member: name });
+    this.#announce(member, `* ${name} joined`, now);
+    this.#sweepTimer ??= setInterval(() => this.sweep(), this.#sweepMs);
+    return member;
+  }
+
+  /**
+   * Whether a refusal (`error: room full`) may be sent now. Refusals go to
+   * addresses that are not members, so they are limited room-wide: a flood
+   * from forged sources cannot turn the relay into a reflector.
+   * @returns true when a refusal may be sent
+   */
+  mayRefuse(): boolean {
+    return this.#refusals.take(this.#now());
+  }
+
+  /**
+   * Whether `member` is still a member; one whose TTL has run out is removed
+   * now (`* name left (timeout)`), so expiry does not depend on the sweep.
+   * @param member the member
+   * @returns true when it is present and not expired
+   */
+  alive(member: ChatMember): boolean {
+    const m = member as Member;
+    if (!m.present) return false;
+    if (m.expiresAt > this.#now()) return true;
+    this.#remove(m, "timeout");
+    return false;
+  }
+
+  /**
+   * Handles one line from a member: an empty one is a keep-alive, a command
+   * is carried out, a message is relayed to every other member once as
+   * `[name] text`. Over-long lines and lines over the rate are dropped and
+   * the sender alone is told (rate notices at most once per rate period).
+   * @param member the sender
+   * @param body the line without its trailing newline; only read before this returns
+   * @returns a promise for the datagram sends (never rejects), if there are any
+   */
+  receive(member: ChatMember, body: Uint8Array): Promise<unknown> | undefined {
+    const m = member as Member;
+    if (!m.present) return undefined;
+    const now = this.#now();
+    if (m.expiresAt <= now) {
+      this.#remove(m, "timeout");
+      return undefined;
+    }
+    m.expiresAt = now + m.limits.ttlMs;
+    if (body.length === 0) return undefined;
+    if (!m.bucket.take(now)) {
+      if (now >= m.noticeAt) {
+        m.noticeAt = now + m.limits.rate.perMs;
+        return this.#reply(
+          m,
+          `error: rate limit exceeded (${formatRate(m.limits.rate)}, burst ${m.limits.burst}); ` +
+            "messages dropped",
+        );
+      }
+      return undefined;
+    }
+    const command = parseCommand(body);
+    switch (command.kind) {
+      case "message":
+        if (command.body.length > m.limits.maxMessage) {
+          return this.#reply(
+            m,
+            `error: message too long (${command.body.length} bytes, limit ${m.limits.maxMessage}); not sent`,
+          );
+        }
+        return this.#fanOut(m, m.prefix, command.body, now);
+      case "who": {
+        const cap = m.datagram ? Math.max(MIN_WHO_CAP, m.limits.maxMessage) : Infinity;
+        return this.#reply(m, formatMembers(this.names, cap));
+      }
+      case "leave":
+        this.#remove(m, "left");
+        return undefined;
+      case "nick":
+        return this.#nick(m, command.name, command.error, now);
+      case "unknown":
+        return this.#reply(
+          m,
+          `error: unknown command "${command.command}" (commands: /nick NAME, /who, /leave; ` +
+            'start a message with "//" to send one beginning with "/")',
+        );
+    }
+  }
+
+  /**
+   * Reports that a line was too long to read (a stream member's line over
+   * `max_message`): the sender alone is told, within its rate.
+   * @param member the sender
+   * @param length how many bytes the line had when it was refused
+   * @returns a promise for the send, if any
+   */
+  tooLong(member: ChatMember, length: number): Promise<unknown> | undefined {
+    const m = member as Member;
+    if (!m.present) return undefined;
+    const now = this.#now();
+    m.expiresAt = now + m.limits.ttlMs;
+    if (!m.bucket.take(now)) return undefined;
+    return this.#reply(
+      m,
+      `error: message too long (over ${Math.max(length, m.limits.maxMessage)} bytes, ` +
+        `limit ${m.limits.maxMessage}); not sent`,
+    );
+  }
+
+  /**
+   * Removes a member, telling the others `* name left` (with `(timeout)` or
+   * `(too slow)` for those reasons; nothing for `closed`). Idempotent.
+   * @param member the member
+   * @param reason why @default {"left"}
+   */
+  leave(member: ChatMember, reason: LeaveReason = "left"): void {
+    this.#remove(member as Member, reason);
+  }
+
+  /**
+   * Changes a member's limits (after a reload of its listener).
+   * @param member the member
+   * @param limits the new limits; the TTL counts from the last message
+   */
+  setLimits(member: ChatMember, limits: MemberLimits): void {
+    const m = member as Member;
+    m.expiresAt += limits.ttlMs - m.limits.ttlMs;
+    m.limits = limits;
+    m.bucket.configure(limits.rate, limits.burst);
+  }
+
+  /** Removes every member silent for longer than its TTL (`* name left (timeout)`). */
+  sweep(): void {
+    const now = this.#now();
+    let expired: Member[] | undefined;
+    for (const member of this.#members) {
+      if (member.expiresAt <= now) (expired ??= []).push(member);
+    }
+    if (expired) { for (const member of expired) this.#remove(member, "timeout"); }
+  }
+
+  /** Removes every member without announcements and stops the sweep timer. */
+  close(): void {
+    this.#closed = true;
+    for (const member of [...this.#members]) this.#remove(member, "closed");
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+  }
+
+  #nick(
+    m: Member,
+    name: string | undefined,
+    decodeError: string | undefined,
+    now: number,
+  ): Promise<unknown> | undefined {
+    if (name === undefined) {
+      return this.#reply(m, `error: ${decodeError ?? "usage: /nick NAME"}`);
+    }
+    const problem = checkName(name);
+    if (problem) return this.#reply(m, `error: invalid name: ${problem}`);
+    if (name === m.name) return undefined;
+    const folded = foldName(name);
+    const holder = this.#names.get(folded);
+    if (holder !== undefined && holder !== m) return this.#reply(m, "error: name taken");
+    const old = m.name;
+    this.#names.delete(m.folded);
+    this.#names.set(folded, m);
+    m.name = name;
+    m.folded = folded;
+    m.prefix = encodePrefix(name);
+    this.#log.debug("Member renamed", { room: this.#name, member: old, name });
+    // The renamed member is told too: it confirms the change to its client.
+    return this.#announce(undefined, `* ${old} is now ${name}`, now);
+  }
+
+  #reply(m: Member, text: string): Promise<unknown> | undefined {
+    const bytes = encoder.encode(m.datagram ? text : text + "\n");
+    return m.sink.deliver(bytes);
+  }
+
+  #announce(except: Member | undefined, text: string, now: number): Promise<unknown> | undefined {
+    return this.#fanOut(except, EMPTY, encoder.encode(text), now);
+  }
+
+  #fanOut(
+    except: Member | undefined,
+    prefix: Uint8Array,
+    body: Uint8Array,
+    now: number,
+  ): Promise<unknown> | undefined {
+    let datagram: Uint8Array | undefined;
+    let line: Uint8Array | undefined;
+    let pending: Promise<void>[] | undefined;
+    let expired: Member[] | undefined;
+    for (const member of this.#members) {
+      if (member === except) continue;
+      if (member.expiresAt <= now) {
+        (expired ??= []).push(member);
+        continue;
+      }
+      const sent = member.datagram
+        ? member.sink.deliver(datagram ??= frameDatagram(prefix, body))
+        : member.sink.deliver(line ??= frameLine(prefix, body));
+      if (sent !== undefined) (pending ??= []).push(sent);
+    }
+    if (expired) { for (const member of expired) this.#remove(member, "timeout"); }
+    return pending === undefined
+      ? undefined
+      : pending.length === 1
+      ? pending[0]
+      : Promise.all(pending);
+  }
+
+  #remove(m: Member, reason: LeaveReason): void {
+    if (!m.present) return;
+    m.present = false;
+    this.#members.delete(m);
+    this.#names.delete(m.folded);
+    if (this.#members.size === 0) {
+      clearInterval(this.#sweepTimer);
+      this.#sweepTimer = undefined;
+    }
+    if (reason !== "closed") {
+      const suffix = reason === "left" ? "" : ` (${reason})`;
+      if (reason === "too slow") {
+        const count = this.#slowLog.hit(performance.now());
+        if (count > 0) {
+          this.#log.info("Member dropped: its send queue overflowed", {
+            room: this.#name,
+            member: m.name,
+            count,
+          });
+        }
+      } else {
+        this.#log.debug("Member left", { room: this.#name, member: m.name, reason });
+      }
+      this.#announce(undefined, `* ${m.name} left${suffix}`, this.#now());
+    }
+    m.sink.removed(reason);
+  }
+}

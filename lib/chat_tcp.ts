@@ -1,0 +1,232 @@
+/**
+ * The stream side of the chat relay: a TCP connection is a member for as
+ * long as it is open. Each line it sends (without `\n` or `\r\n`) goes to the
+ * room; the room's lines reach it through a bounded send queue, so fan-out
+ * never waits for a slow reader: a member whose queue overflows is dropped
+ * (`* name left (too slow)`).
+ *
+ * @module
+ */
+
+import { formatHostPort, normalizeHost } from "./address.ts";
+import type { ChatMember, ChatRoom, LeaveReason, MemberLimits, MemberSink } from "./chat_room.ts";
+import type { Connection, ConnectionContext } from "./service.ts";
+
+/** Options for {@linkcode serveChatConnection}. */
+export interface ChatConnectionOptions {
+  /** The room. */
+  room: ChatRoom;
+  /** The member's limits (max_message also caps a line). */
+  limits: MemberLimits;
+  /** The room cap for this newcomer. */
+  maxMembers: number;
+  /** Bytes queued for the member before it is dropped as too slow. */
+  maxQueue: number;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const READ_SIZE = 16384;
+/** Queued lines are written together, up to this many bytes per write. */
+const MAX_WRITE = 65536;
+const ROOM_FULL = new TextEncoder().encode("error: room full\n");
+const STOP = Symbol("stop");
+
+/** Queues a member's lines and writes them in order, without blocking the room. */
+class LineSink implements MemberSink {
+  readonly framing = "line" as const;
+  #conn: Connection;
+  #maxQueue: number;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #writing = false;
+  #dead = false;
+  #room?: ChatRoom;
+  #member?: ChatMember;
+  #onRemoved: () => void;
+
+  constructor(conn: Connection, maxQueue: number, onRemoved: () => void) {
+    this.#conn = conn;
+    this.#maxQueue = maxQueue;
+    this.#onRemoved = onRemoved;
+  }
+
+  attach(room: ChatRoom, member: ChatMember): void {
+    this.#room = room;
+    this.#member = member;
+  }
+
+  deliver(bytes: Uint8Array): undefined {
+    if (this.#dead) return undefined;
+    if (this.#queued + bytes.length > this.#maxQueue) {
+      this.#dead = true;
+      this.#queue = [];
+      // After the current fan-out: the room is iterating its members now.
+      queueMicrotask(() => this.#room!.leave(this.#member!, "too slow"));
+      return undefined;
+    }
+    this.#queue.push(bytes);
+    this.#queued += bytes.length;
+    if (!this.#writing) void this.#flush();
+    return undefined;
+  }
+
+  removed(_reason: LeaveReason): void {
+    this.#dead = true;
+    this.#queue = [];
+    this.#onRemoved();
+  }
+
+  async #flush(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queue.length > 0 && !this.#dead) {
+        const chunk = this.#take();
+        await this.#conn.writeAll(chunk);
+        this.#queued -= chunk.length;
+      }
+    } catch {
+      // The peer is gone; the read side ends the membership.
+      this.#dead = true;
+      this.#queue = [];
+      this.#room!.leave(this.#member!, "left");
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  /** Takes the queued lines for one write, joined when there are several. */
+  #take(): Uint8Array {
+    const queue = this.#queue;
+    const first = queue[0]!;
+    if (queue.length === 1 || first.length >= MAX_WRITE) {
+      queue.shift();
+      return first;
+    }
+    let count = 0;
+    let total = 0;
+    while (count < queue.length && total + queue[count]!.length <= MAX_WRITE) {
+      total += queue[count]!.length;
+      count++;
+    }
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (let i = 0; i < count; i++) {
+      out.set(queue[i]!, offset);
+      offset += queue[i]!.length;
+    }
+    queue.splice(0, count);
+    return out;
+  }
+}
+
+/**
+ * Serves one TCP chat member until it leaves, its connection ends, it is
+ * dropped, or the listener stops. A line longer than `max_message` is
+ * refused (the sender is told) and skipped up to its newline.
+ * @param conn the connection
+ * @param context signal (the listener stopping) and logger
+ * @param options room, limits, cap and queue size
+ */
+export async function serveChatConnection(
+  conn: Connection,
+  context: ConnectionContext,
+  options: ChatConnectionOptions,
+): Promise<void> {
+  const { room, limits } = options;
+  let stop!: () => void;
+  const stopped = new Promise<typeof STOP>((resolve) => {
+    stop = () => resolve(STOP);
+  });
+  const sink = new LineSink(conn, options.maxQueue, () => stop());
+  const { hostname, port } = conn.remoteAddr;
+  const member = room.join(sink, {
+    name: formatHostPort(normalizeHost(hostname), port),
+    limits,
+    maxMembers: options.maxMembers,
+  });
+  if (member === undefined) {
+    await conn.writeAll(ROOM_FULL).catch(() => {});
+    return;
+  }
+  sink.attach(room, member);
+  const onAbort = (): void => stop();
+  context.signal.addEventListener("abort", onAbort, { once: true });
+  if (context.signal.aborted) stop();
+  try {
+    await readMemberLines(conn, room, member, limits.maxMessage, stopped);
+  } finally {
+    context.signal.removeEventListener("abort", onAbort);
+    room.leave(member, "left");
+  }
+}
+
+async function readMemberLines(
+  conn: Connection,
+  room: ChatRoom,
+  member: ChatMember,
+  maxMessage: number,
+  stopped: Promise<typeof STOP>,
+): Promise<void> {
+  const buffer = new Uint8Array(READ_SIZE);
+  // A line split across reads collects here; one extra byte for a "\r".
+  const partial = new Uint8Array(maxMessage + 1);
+  let partialLength = 0;
+  let discarding = false;
+  while (member.present) {
+    const reading = conn.read(buffer);
+    const n = await Promise.race([reading, stopped]);
+    if (n === STOP) {
+      // The supervisor closes the connection once we return; that read then fails.
+      reading.catch(() => {});
+      return;
+    }
+    if (n === null) {
+      // A last line without a newline still counts (`printf hi | nc`).
+      if (partialLength > 0 && !discarding) {
+        let line = partial.subarray(0, partialLength);
+        if (line[line.length - 1] === CR) line = line.subarray(0, -1);
+        if (line.length <= maxMessage) await room.receive(member, line);
+        else room.tooLong(member, line.length);
+      }
+      return;
+    }
+    const chunk = buffer.subarray(0, n);
+    let pending: Promise<unknown> | undefined;
+    let start = 0;
+    while (start < n) {
+      const newline = chunk.indexOf(LF, start);
+      const end = newline < 0 ? n : newline;
+      if (discarding) {
+        if (newline >= 0) discarding = false;
+      } else if (partialLength + end - start > maxMessage + 1) {
+        room.tooLong(member, partialLength + end - start);
+        partialLength = 0;
+        discarding = newline < 0;
+      } else if (newline < 0) {
+        partial.set(chunk.subarray(start, end), partialLength);
+        partialLength += end - start;
+      } else {
+        let line: Uint8Array;
+        if (partialLength > 0) {
+          partial.set(chunk.subarray(start, end), partialLength);
+          line = partial.subarray(0, partialLength + end - start);
+          partialLength = 0;
+        } else {
+          line = chunk.subarray(start, end);
+        }
+        if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, -1);
+        if (line.length > maxMessage) {
+          room.tooLong(member, line.length);
+        } else {
+          pending = room.receive(member, line) ?? pending;
+        }
+        if (!member.present) return;
+      }
+      start = end + 1;
+    }
+    // Datagram members' sends finish before reading on: a fast TCP sender
+    // cannot pile up unbounded sends.
+    if (pending !== undefined) await pending;
+  }
+}
