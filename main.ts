@@ -7,6 +7,7 @@
  */
 
 import { UsageError } from "./cli/args.ts";
+import { chatVerb } from "./cli/chat.ts";
 import { checkVerb } from "./cli/check.ts";
 import { echoVerb } from "./cli/echo.ts";
 import { writeErr, writeOut } from "./cli/output.ts";
@@ -20,6 +21,7 @@ const VERBS: readonly Verb[] = [
   serveVerb,
   checkVerb,
   echoVerb,
+  chatVerb,
   versionVerb,
 ];
 
