@@ -1,0 +1,187 @@
+import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
+import { chatListener, FakeClock, UdpPeer } from "./_chat_peers.ts";
+import { MAIN, ROOT, runCli, startServer, waitFor } from "./_helpers.ts";
+
+Deno.test("chat --help prints the usage and exits 0", async () => {
+  const result = await runCli(["chat", "--help"]);
+  assertEquals(result.code, 0);
+  assertMatch(result.stdout, /^Usage: switchboard chat ADDR \[--name NAME\] \[--tcp\]/);
+});
+
+Deno.test("chat without ADDR is a usage error", async () => {
+  const result = await runCli(["chat"]);
+  assertEquals(result.code, 64);
+  assertMatch(result.stderr, /switchboard chat: missing ADDR/);
+});
+
+Deno.test("chat with piped input sends each line, shows replies, then leaves", async (t) => {
+  for (const transport of ["udp", "tcp"]) {
+    await t.step(transport, async () => {
+      await using server = await startServer(
+        chatListener({ room: "r" }) + chatListener({ room: "r", transport: "tcp" }, "chat-tcp"),
+      );
+      await using a = new UdpPeer(server.port("chat"));
+      await a.send("/nick ana");
+      await a.next();
+      const port = server.port(transport === "udp" ? "chat" : "chat-tcp");
+      const args = ["chat", `127.0.0.1:${port}`, "--name", "bob", "--wait", "2s"];
+      if (transport === "tcp") args.push("--tcp");
+      const running = runCli(args, { stdin: "hello\n/nick bobby\nsecond\n" });
+      assertMatch(await a.next(), / joined$/);
+      assertMatch(await a.next(), / is now bob$/);
+      assertEquals(await a.next(), "[bob] hello");
+      assertEquals(await a.next(), "* bob is now bobby");
+      assertEquals(await a.next(), "[bobby] second");
+      await a.send("hi bob \x1b[31m");
+      assertEquals(await a.next(5000), "* bobby left");
+      const result = await running;
+      assertEquals(result.code, 0, result.stderr);
+      const lines = result.stdout.split("\n");
+      assertEquals(lines.includes("* members: ana, bob"), true, result.stdout);
+      assertEquals(lines.includes("* bob is now bobby"), true, result.stdout);
+      // Piped output is raw: the bytes as they came.
+      assertEquals(lines.includes("[ana] hi bob \x1b[31m"), true, result.stdout);
+    });
+  }
+});
+
+Deno.test("chat fails with a reason when no room answers", async () => {
+  const socket = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const port = (socket.addr as Deno.NetAddr).port;
+  try {
+    const result = await runCli(["chat", `127.0.0.1:${port}`, "--timeout", "200ms"], {
+      stdin: "hello\n",
+    });
+    assertEquals(result.code, 1);
+    assertMatch(
+      result.stderr,
+      /^switchboard chat: no answer from 127\.0\.0\.1:\d+\/udp within 200ms/,
+    );
+  } finally {
+    socket.close();
+  }
+});
+
+Deno.test("chat fails when the room is full", async () => {
+  await using server = await startServer(chatListener({ max_members: 1 }));
+  await using a = new UdpPeer(server.port("chat"));
+  await a.send("");
+  const result = await runCli(["chat", `127.0.0.1:${server.port("chat")}`], { stdin: "hi\n" });
+  assertEquals(result.code, 1);
+  assertMatch(result.stderr, /switchboard chat: the room at .* is full/);
+  await a.quiet();
+});
+
+Deno.test("chat sends keep-alives while the user is silent", async () => {
+  const clock = new FakeClock();
+  await using server = await startServer(chatListener({ member_ttl: "1m" }), {
+    clock: clock.now,
+  });
+  const port = server.port("chat");
+  await using a = new UdpPeer(port);
+  await a.send("");
+  // stdin stays open with nothing typed: only keep-alives keep the client in.
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "chat", `127.0.0.1:${port}`, "--keepalive", "100ms"],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = command.spawn();
+  const output = child.output();
+  try {
+    const joined = await a.next(10_000);
+    assertMatch(joined, /^\* 127\.0\.0\.1:\d+ joined$/);
+    const name = joined.slice(2, -" joined".length);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(40_000); // more than the TTL in all
+      await a.send(""); // a keeps itself in too
+      await new Promise((resolve) => setTimeout(resolve, 400)); // a few keep-alive periods
+    }
+    await a.send("/who");
+    assertEquals(await a.next(), `* members: ${a.address}, ${name}`);
+  } finally {
+    await child.stdin.close();
+    const result = await output;
+    assertEquals(result.code, 0, new TextDecoder().decode(result.stderr));
+  }
+});
+
+/** Runs a command in a pseudo-terminal (script(1)) with stdin fed by the test. */
+class Terminal implements AsyncDisposable {
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #reading: Promise<void>;
+  /** Everything the terminal showed so far. */
+  screen = "";
+
+  constructor(command: string) {
+    this.#child = new Deno.Command("script", {
+      args: ["-qfc", command, "/dev/null"],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", TERM: "xterm" },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    const stdout = this.#child.stdout;
+    this.#reading = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stdout) {
+        this.screen += decoder.decode(chunk, { stream: true });
+      }
+    })();
+  }
+
+  async type(text: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(text));
+  }
+
+  async status(): Promise<Deno.CommandStatus> {
+    const status = await this.#child.status;
+    await this.#reading;
+    return status;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await this.#child.status;
+    await this.#reading;
+    await this.#child.stderr.cancel().catch(() => {});
+  }
+}
+
+Deno.test("chat on a terminal shows messages while typing, escaped, and /quit leaves", async () => {
+  await using server = await startServer(chatListener());
+  const port = server.port("chat");
+  await using a = new UdpPeer(port);
+  await a.send("/nick ana");
+  await a.next();
+  const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
+  await using terminal = new Terminal(
+    `${quote(Deno.execPath())} run -A --quiet ${quote(MAIN)} chat 127.0.0.1:${port} --name pty`,
+  );
+  assertMatch(await a.next(10_000), / joined$/);
+  assertMatch(await a.next(), / is now pty$/);
+  await waitFor(() => terminal.screen.includes("* members: ana, pty"), 10_000);
+  await terminal.type("hel"); // half a line typed when a message comes in
+  await waitFor(() => terminal.screen.includes("hel"), 5000);
+  await a.send("look \x1b[2J here");
+  await waitFor(() => terminal.screen.includes("[ana] look \\x1b[2J here"), 5000);
+  await terminal.type("lo\r");
+  assertEquals(await a.next(), "[pty] hello");
+  await terminal.type("/quit\r");
+  assertEquals(await a.next(), "* pty left");
+  const status = await terminal.status();
+  assertEquals(status.code, 0, terminal.screen);
+  // The escape sequence from the network never reached the terminal raw.
+  assertEquals(terminal.screen.includes("\x1b[2J"), false);
+});

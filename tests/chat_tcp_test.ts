@@ -1,0 +1,272 @@
+import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
+import { chatListener, FakeClock, TcpPeer, UdpPeer } from "./_chat_peers.ts";
+import { startServer } from "./_helpers.ts";
+import { parseConfig } from "../lib/config.ts";
+
+const enc = new TextEncoder();
+
+function tcpChat(fields: Record<string, string | number> = {}, name = "chat"): string {
+  return chatListener({ transport: "tcp", ...fields }, name);
+}
+
+Deno.test("chat over TCP: members exchange lines with the same server lines", async () => {
+  await using server = await startServer(tcpChat());
+  const port = server.port("chat");
+  await using a = await TcpPeer.connect(port);
+  await a.send("/who");
+  assertEquals(await a.next(), `* members: ${a.address}`);
+  await using b = await TcpPeer.connect(port);
+  assertEquals(await a.next(), `* ${b.address} joined`);
+  await b.send("hello\r"); // a CRLF line
+  assertEquals(await a.next(), `[${b.address}] hello`);
+  await b.send("/nick bob");
+  assertEquals(await a.next(), `* ${b.address} is now bob`);
+  assertEquals(await b.next(), `* ${b.address} is now bob`);
+  await b.write(enc.encode("two\nlines\n"));
+  assertEquals(await a.next(), "[bob] two");
+  assertEquals(await a.next(), "[bob] lines");
+  await b.send(""); // an empty line is a keep-alive
+  await b.quiet();
+  await a.quiet();
+});
+
+Deno.test("chat over TCP: UTF-8 split across writes and invalid bytes pass untouched", async () => {
+  await using server = await startServer(tcpChat());
+  const port = server.port("chat");
+  await using a = await TcpPeer.connect(port);
+  await a.send("/who");
+  await a.next();
+  await using b = await TcpPeer.connect(port);
+  assertEquals(await a.next(), `* ${b.address} joined`);
+  const text = enc.encode("日本語 ✓");
+  await b.write(text.subarray(0, 2));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await b.write(text.subarray(2));
+  await b.write(new Uint8Array([0x20, 0xff, 0xc3, 0x0a]));
+  assertEquals(
+    await a.nextBytes(),
+    new Uint8Array([...enc.encode(`[${b.address}] 日本語 ✓`), 0x20, 0xff, 0xc3]),
+  );
+});
+
+Deno.test("chat over TCP: a line over max_message is refused and skipped to its newline", async () => {
+  await using server = await startServer(tcpChat({ max_message: 10 }));
+  const port = server.port("chat");
+  await using a = await TcpPeer.connect(port);
+  await a.send("/who");
+  await a.next();
+  await using b = await TcpPeer.connect(port);
+  assertEquals(await a.next(), `* ${b.address} joined`);
+  await b.write(enc.encode("x".repeat(25)));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await b.write(enc.encode("y".repeat(5000) + "\nok\n0123456789\r\n"));
+  assertMatch(await b.next(), /^error: message too long \(over \d+ bytes, limit 10\); not sent$/);
+  assertEquals(await a.next(), `[${b.address}] ok`);
+  assertEquals(await a.next(), `[${b.address}] 0123456789`);
+  await b.quiet();
+});
+
+Deno.test("chat over TCP: a last line without a newline is relayed at end of stream", async () => {
+  await using server = await startServer(tcpChat());
+  const port = server.port("chat");
+  await using a = await TcpPeer.connect(port);
+  await a.send("/who");
+  await a.next();
+  const b = await TcpPeer.connect(port);
+  assertEquals(await a.next(), `* ${b.address} joined`);
+  await b.write(enc.encode("bye"));
+  await b.conn.closeWrite();
+  assertEquals(await a.next(), `[${b.address}] bye`);
+  assertEquals(await a.next(), `* ${b.address} left`);
+  await b.ended;
+  await b[Symbol.asyncDispose]();
+});
+
+Deno.test("chat over TCP: /leave and a closed connection are announced", async () => {
+  await using server = await startServer(tcpChat());
+  const port = server.port("chat");
+  await using a = await TcpPeer.connect(port);
+  await a.send("/who");
+  await a.next();
+  await using b = await TcpPeer.connect(port);
+  assertEquals(await a.next(), `* ${b.address} joined`);
+  await b.send("/leave");
+  assertEquals(await a.next(), `* ${b.address} left`);
+  await b.ended; // the server closes the connection
+  const c = await TcpPeer.connect(port);
+  assertEquals(await a.next(), `* ${c.address} joined`);
+  await c[Symbol.asyncDispose]();
+  assertEquals(await a.next(), `* ${c.address} left`);
+});
+
+Deno.test("chat over TCP: a newcomer beyond max_members gets 'room full' and is closed", async () => {
+  await using server = await startServer(tcpChat({ max_members: 1 }));
+  const port = server.port("chat");
+  await using a = await TcpPeer.connect(port);
+  await a.send("/who");
+  await a.next();
+  await using b = await TcpPeer.connect(port);
+  assertEquals(await b.next(), "error: room full");
+  await b.ended;
+  await a.quiet();
+});
+
+Deno.test("chat over TCP: a member that never reads is dropped; the others keep receiving", async () => {
+  await using server = await startServer(
+    tcpChat({ member_queue: "64KiB", member_rate: "1000000/s", member_burst: 1_000_000 }),
+  );
+  const port = server.port("chat");
+  await using fast = await TcpPeer.connect(port);
+  await fast.send("/nick fast");
+  assertEquals(await fast.next(), `* ${fast.address} is now fast`);
+  await using slow = await TcpPeer.connect(port, { read: false });
+  await slow.send("/nick slow");
+  assertEquals(await fast.next(), `* ${slow.address} joined`);
+  assertEquals(await fast.next(), `* ${slow.address} is now slow`);
+  await using sender = await TcpPeer.connect(port);
+  await sender.send("/nick sender");
+  assertEquals(await fast.next(), `* ${sender.address} joined`);
+  assertEquals(await fast.next(), `* ${sender.address} is now sender`);
+
+  // Far more than the kernel's socket buffers and the queue can hold, sent
+  // in batches the fast member takes in before the next one.
+  const line = "x".repeat(1000);
+  const batch = 32;
+  const batches = 1000;
+  const payload = enc.encode(`${line}\n`.repeat(batch));
+  let relayed = 0;
+  let dropped = false;
+  for (let i = 0; i < batches; i++) {
+    await sender.write(payload);
+    for (let got = 0; got < batch;) {
+      const text = await fast.next(10_000);
+      if (text === "* slow left (too slow)") dropped = true;
+      else if (text === `[sender] ${line}`) got++;
+      else throw new Error(`unexpected line ${JSON.stringify(text.slice(0, 80))}`);
+    }
+    relayed += batch;
+  }
+  assertEquals(dropped, true);
+  assertEquals(relayed, batch * batches);
+  // The slow member's connection was closed: draining it reaches end of stream.
+  const buffer = new Uint8Array(1 << 16);
+  while (await slow.conn.read(buffer) !== null) { /* drain */ }
+});
+
+Deno.test("chat: a UDP member and a TCP member share a room", async () => {
+  await using server = await startServer(
+    chatListener({ room: "lobby" }, "chat-udp") +
+      chatListener({ room: "lobby", transport: "tcp" }, "chat-tcp") +
+      chatListener({}, "elsewhere"),
+  );
+  await using udp = new UdpPeer(server.port("chat-udp"));
+  await udp.send("/nick u");
+  assertEquals(await udp.next(), `* ${udp.address} is now u`);
+  await using tcp = await TcpPeer.connect(server.port("chat-tcp"));
+  assertEquals(await udp.next(), `* ${tcp.address} joined`);
+  await tcp.send("/nick t");
+  assertEquals(await udp.next(), `* ${tcp.address} is now t`);
+  assertEquals(await tcp.next(), `* ${tcp.address} is now t`);
+  await udp.send("from udp\n");
+  assertEquals(await tcp.next(), "[u] from udp");
+  await tcp.send("from tcp");
+  assertEquals(await udp.next(), "[t] from tcp");
+  // A datagram's inner newlines cannot forge lines for TCP members.
+  await udp.send("one\n* t left\n[t] forged");
+  assertEquals(await tcp.next(), "[u] one");
+  assertEquals(await tcp.next(), "  * t left");
+  assertEquals(await tcp.next(), "  [t] forged");
+  await tcp.send("/who");
+  assertEquals(await tcp.next(), "* members: u, t");
+  // A listener with another room hears nothing.
+  await using other = new UdpPeer(server.port("elsewhere"));
+  await other.send("/who");
+  assertEquals(await other.next(), `* members: ${other.address}`);
+  await udp.quiet();
+});
+
+Deno.test("chat over TCP: a silent member expires and is disconnected", async () => {
+  const clock = new FakeClock();
+  await using server = await startServer(tcpChat({ member_ttl: "1m" }), { clock: clock.now });
+  const port = server.port("chat");
+  await using a = await TcpPeer.connect(port);
+  await a.send("/who");
+  await a.next();
+  await using b = await TcpPeer.connect(port);
+  assertEquals(await a.next(), `* ${b.address} joined`);
+  clock.advance(30_000);
+  await a.send("/who"); // a lives until 90s; b until 60s
+  await a.next();
+  clock.advance(31_000);
+  assertEquals(await a.next(5000), `* ${b.address} left (timeout)`);
+  await b.ended;
+});
+
+Deno.test("chat: shutdown closes TCP members", async () => {
+  const server = await startServer(tcpChat());
+  const port = server.port("chat");
+  await using a = await TcpPeer.connect(port);
+  await a.send("/who");
+  await a.next();
+  await server[Symbol.asyncDispose]();
+  await a.ended;
+});
+
+Deno.test("chat: a reload that keeps the listener keeps its members and applies new limits", async () => {
+  await using server = await startServer(chatListener({ room: "r" }) + tcpChat({ room: "r" }, "t"));
+  await using c = await TcpPeer.connect(server.port("t"));
+  await c.send("/who");
+  assertEquals(await c.next(), `* members: ${c.address}`);
+  await using a = new UdpPeer(server.port("chat"));
+  await using b = new UdpPeer(server.port("chat"));
+  await a.send("");
+  assertEquals(await c.next(), `* ${a.address} joined`);
+  await b.send("");
+  assertEquals(await a.next(), `* ${b.address} joined`);
+  assertEquals(await c.next(), `* ${b.address} joined`);
+  const reloaded = parseConfig(
+    chatListener({ room: "r", max_message: 5 }) + tcpChat({ room: "r" }, "t"),
+    "test.toml",
+  );
+  const summary = await server.supervisor.apply(reloaded);
+  assertEquals(summary.changed, ["chat"]);
+  await b.send("123456");
+  assertEquals(await b.next(), "error: message too long (6 bytes, limit 5); not sent");
+  await b.send("12345");
+  assertEquals(await a.next(), `[${b.address}] 12345`); // no new join: still a member
+  assertEquals(await c.next(), `[${b.address}] 12345`);
+
+  // Removing the UDP listener removes its members from the room the TCP one keeps.
+  await server.supervisor.apply(parseConfig(tcpChat({ room: "r" }, "t"), "test.toml"));
+  const left = [await c.next(), await c.next()].sort();
+  assertEquals(left, [`* ${a.address} left`, `* ${b.address} left`].sort());
+  await c.send("/who");
+  assertEquals(await c.next(), `* members: ${c.address}`);
+});
+
+Deno.test("chat: the room is shared while any listener uses it and removed after", async () => {
+  const { chatService } = await import("../handlers/chat.ts");
+  const { Logger } = await import("../lib/log.ts");
+  const shared = new Map<string, unknown>();
+  const context = (name: string, port: number) => ({
+    name,
+    transport: "udp" as const,
+    addr: { transport: "udp" as const, hostname: "127.0.0.1", port },
+    log: new Logger({ sink: () => {} }),
+    signal: new AbortController().signal,
+    shared,
+    now: () => 0,
+    send: () => Promise.resolve(),
+  });
+  const config = parseConfig(chatListener({ room: "x" }), "test.toml");
+  const options = config.listeners[0]!.options;
+  const first = await chatService.open(options, context("one", 1));
+  const second = await chatService.open(options, context("two", 2));
+  assertEquals([...shared.keys()], ["chat:room:x"]);
+  await first.close?.();
+  assertEquals([...shared.keys()], ["chat:room:x"]);
+  await first.close?.(); // closing twice releases once
+  assertEquals([...shared.keys()], ["chat:room:x"]);
+  await second.close?.();
+  assertEquals(shared.size, 0);
+});
