@@ -10,6 +10,7 @@ import {
   spawnDaemon,
   tempConfig,
   udpRequest,
+  waitFor,
 } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
@@ -328,7 +329,10 @@ Deno.test("echo client on a terminal sends lines as typed and escapes control ch
 Deno.test("serve without any config runs the embedded default on loopback", async () => {
   const cwd = await Deno.makeTempDir();
   try {
-    for (const port of [7007]) assert.ok(isFree(port), `port ${port} is in use; cannot test`);
+    // The default's ports are fixed; on a shared machine another run may hold them briefly.
+    await waitFor(() => isFree(7007), 30_000).catch(() => {
+      throw new Error("Port 7007 stayed in use for 30s; cannot test the embedded default");
+    });
     await using daemon = await spawnDaemon([], { cwd, env: { SWITCHBOARD_CONFIG: "" } });
     assert.ok(
       daemon.lines.some((l) => l.includes('config="the embedded default"')),
