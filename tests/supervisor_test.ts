@@ -2,13 +2,16 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../lib/config.ts";
 import { defineService, type Service } from "../lib/service.ts";
 import { StartFailure, Supervisor } from "../lib/supervisor.ts";
+import { TcpListener } from "../lib/tcp_listener.ts";
 import { isReflectionPort } from "../lib/udp_listener.ts";
 import { SERVICES } from "../handlers/mod.ts";
 import {
   captureLog,
   readBytes,
   readToEnd,
+  spawnDaemon,
   startServer,
+  tempConfig,
   udpReceive,
   udpRequest,
   waitFor,
@@ -415,4 +418,58 @@ Deno.test("a reload that cannot start rolls back and changes nothing", async () 
   } finally {
     await supervisor.shutdown(1000);
   }
+});
+
+Deno.test("accept errors never end the accept loop: resets are skipped, others back off", async () => {
+  const real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  // Deno 2.9.6 reports a connection reset before accept as NotConnected (os error 107).
+  const failures: Error[] = [
+    new Deno.errors.NotConnected("Transport endpoint is not connected (os error 107)"),
+    new Error("Too many open files (os error 24)"),
+  ];
+  const flaky = {
+    accept: (): Promise<Deno.TcpConn> => {
+      const failure = failures.shift();
+      return failure ? Promise.reject(failure) : real.accept();
+    },
+    close: () => real.close(),
+    get addr() {
+      return real.addr;
+    },
+  } as unknown as Deno.TcpListener;
+  const { log, lines } = captureLog();
+  const config = parseConfig(
+    listener({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
+    "t.toml",
+  )
+    .listeners[0]!;
+  const echo = await SERVICES[0]!.open(config.options, {} as never);
+  const running = new TcpListener(flaky, config, echo, log);
+  try {
+    using conn = await connect(real.addr.port);
+    assert.equal(await roundTrip(conn, "survived"), "survived");
+    assert.equal(failures.length, 0);
+    assert.ok(
+      lines.some((l) => l.includes("Accept failed, retrying in 5ms: Error: Too many open files")),
+    );
+    assert.ok(
+      !lines.some((l) => l.includes("NotConnected")),
+      "a reset before accept is not worth a warning",
+    );
+  } finally {
+    await running.stop(performance.now() + 1000);
+  }
+});
+
+Deno.test("journald mode prefixes priorities and drops timestamps", async () => {
+  await using config = await tempConfig(
+    listener({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
+  );
+  await using daemon = await spawnDaemon(["-c", config.path], {
+    env: { JOURNAL_STREAM: "8:1234" },
+  });
+  daemon.child.kill("SIGTERM");
+  await daemon.exit();
+  assert.ok(daemon.lines.length >= 3);
+  for (const line of daemon.lines) assert.match(line, /^<[3-7]>(ERROR|WARN |INFO |DEBUG) /);
 });
