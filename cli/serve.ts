@@ -15,6 +15,7 @@ import { Logger } from "../lib/log.ts";
 import { formatProblem } from "../lib/option_reader.ts";
 import { StartFailure, Supervisor } from "../lib/supervisor.ts";
 import { describeError } from "../lib/net_errors.ts";
+import { SystemdNotifier } from "../lib/sd_notify.ts";
 import { VERSION } from "../lib/version.ts";
 
 const HELP = `Usage: switchboard serve [-c FILE]
@@ -85,6 +86,12 @@ async function runServe(args: string[]): Promise<number> {
     config: describeSource(source),
     listeners: supervisor.listeners.length,
   });
+  const notifier = SystemdNotifier.fromEnvironment(
+    {},
+    (error) => log.warn(`Cannot notify systemd: ${describeError(error)}`),
+  );
+  await notifier?.ready(`Serving ${supervisor.listeners.length} listener(s)`);
+  notifier?.startWatchdog();
 
   const stop = Promise.withResolvers<string>();
   let interrupts = 0;
@@ -101,9 +108,11 @@ async function runServe(args: string[]): Promise<number> {
   const onHup = (): void => {
     void (async () => {
       log.info("SIGHUP: reloading configuration", { config: describeSource(source) });
+      await notifier?.reloading();
       const next = await load(source, log);
       if (!next) {
         log.error("Reload refused: the new configuration is invalid; keeping the current one");
+        await notifier?.ready("Reload refused: invalid configuration");
         return;
       }
       try {
@@ -117,10 +126,12 @@ async function runServe(args: string[]): Promise<number> {
           kept: summary.kept.length,
           removed: summary.removed.length,
         });
+        await notifier?.ready(`Serving ${supervisor.listeners.length} listener(s)`);
       } catch (error) {
         if (!(error instanceof StartFailure)) throw error;
         for (const failure of error.failures) log.error(failure.message);
         log.error("Reload failed; keeping the current configuration");
+        await notifier?.ready("Reload failed; previous configuration kept");
       }
     })().catch((error) => log.error(`Reload failed: ${describeError(error)}`));
   };
@@ -129,7 +140,9 @@ async function runServe(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGHUP", onHup);
   const signal = await stop.promise;
   log.info(`${signal}: stopping`, { timeout_ms: shutdownTimeoutMs });
+  await notifier?.stopping();
   await supervisor.shutdown(shutdownTimeoutMs);
+  notifier?.close();
   Deno.removeSignalListener("SIGTERM", onTerm);
   Deno.removeSignalListener("SIGHUP", onHup);
   // SIGINT stays handled until exit, so a second one still forces it.
