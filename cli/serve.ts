@@ -16,6 +16,8 @@ import { formatProblem } from "../lib/option_reader.ts";
 import { StartFailure, Supervisor } from "../lib/supervisor.ts";
 import { describeError } from "../lib/net_errors.ts";
 import { SystemdNotifier } from "../lib/sd_notify.ts";
+import { type MetricsServer, serveMetrics } from "../lib/metrics.ts";
+import { formatHostPort, type ListenAddress } from "../lib/address.ts";
 import { VERSION } from "../lib/version.ts";
 
 const HELP = `Usage: switchboard serve [-c FILE]
@@ -82,6 +84,25 @@ async function runServe(args: string[]): Promise<number> {
     const bind = error.failures.some((failure) => failure.phase === "bind");
     return bind ? ExitCode.OsError : ExitCode.Config;
   }
+  const counters = { reloads: 0, failedReloads: 0, startedAt: Date.now() };
+  const metricsSource = {
+    listeners: () => supervisor.listeners,
+    facts: () => ({ version: VERSION, ...counters }),
+  };
+  let metrics: MetricsServer | undefined;
+  const startMetrics = (address: ListenAddress | undefined): MetricsServer | undefined => {
+    if (!address) return undefined;
+    const server = serveMetrics(address, metricsSource);
+    log.info(`Metrics on http://${formatHostPort(server.addr.hostname, server.addr.port)}/metrics`);
+    return server;
+  };
+  try {
+    metrics = startMetrics(config.daemon.metrics);
+  } catch (error) {
+    log.error(`Metrics cannot bind: ${describeError(error)}`);
+    await supervisor.shutdown(0);
+    return ExitCode.OsError;
+  }
   log.info(`switchboard ${VERSION} ready`, {
     config: describeSource(source),
     listeners: supervisor.listeners.length,
@@ -112,6 +133,7 @@ async function runServe(args: string[]): Promise<number> {
       const next = await load(source, log);
       if (!next) {
         log.error("Reload refused: the new configuration is invalid; keeping the current one");
+        counters.failedReloads++;
         await notifier?.ready("Reload refused: invalid configuration");
         return;
       }
@@ -126,14 +148,35 @@ async function runServe(args: string[]): Promise<number> {
           kept: summary.kept.length,
           removed: summary.removed.length,
         });
+        counters.reloads++;
+        metrics = await swapMetrics(metrics, next.daemon.metrics);
         await notifier?.ready(`Serving ${supervisor.listeners.length} listener(s)`);
       } catch (error) {
         if (!(error instanceof StartFailure)) throw error;
         for (const failure of error.failures) log.error(failure.message);
+        counters.failedReloads++;
         log.error("Reload failed; keeping the current configuration");
         await notifier?.ready("Reload failed; previous configuration kept");
       }
     })().catch((error) => log.error(`Reload failed: ${describeError(error)}`));
+  };
+  // A changed metrics address is bound before the old one is let go.
+  const swapMetrics = async (
+    current: MetricsServer | undefined,
+    wanted: ListenAddress | undefined,
+  ): Promise<MetricsServer | undefined> => {
+    const same = current && wanted && wanted.hostname === current.addr.hostname &&
+      (wanted.port === current.addr.port || wanted.port === 0);
+    if (same || (!current && !wanted)) return current;
+    let next: MetricsServer | undefined;
+    try {
+      next = startMetrics(wanted);
+    } catch (error) {
+      log.error(`Metrics cannot bind; keeping the old endpoint: ${describeError(error)}`);
+      return current;
+    }
+    await current?.close();
+    return next;
   };
   Deno.addSignalListener("SIGTERM", onTerm);
   Deno.addSignalListener("SIGINT", onInt);
@@ -141,6 +184,7 @@ async function runServe(args: string[]): Promise<number> {
   const signal = await stop.promise;
   log.info(`${signal}: stopping`, { timeout_ms: shutdownTimeoutMs });
   await notifier?.stopping();
+  await metrics?.close();
   await supervisor.shutdown(shutdownTimeoutMs);
   notifier?.close();
   Deno.removeSignalListener("SIGTERM", onTerm);
