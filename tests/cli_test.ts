@@ -203,10 +203,19 @@ Deno.test("a second SIGINT forces exit while work is still in flight", async () 
     '[daemon]\nshutdown_timeout = "60s"\n' + ECHO_PAIR,
   );
   await using daemon = await spawnDaemon(["-c", config.path]);
-  // Keep the echo busy: send far more than we read, so its writes block.
+  // Keep the echo busy: send far more than we read, until our writes stall
+  // (then the server is blocked writing back to us, i.e. busy).
   using conn = await Deno.connect({ hostname: "127.0.0.1", port: daemon.port("tcp") });
-  const flood = conn.write(new Uint8Array(32 * 1024 * 1024)).catch(() => 0);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  let written = 0;
+  let stalledSince = performance.now();
+  const chunk = new Uint8Array(65536);
+  const flood = (async () => {
+    while (written < 256 * 1024 * 1024) {
+      written += await conn.write(chunk);
+      stalledSince = performance.now();
+    }
+  })().catch(() => {});
+  await waitFor(() => performance.now() - stalledSince > 300, 20_000);
   daemon.child.kill("SIGINT");
   await daemon.waitForLine(/SIGINT: stopping/);
   daemon.child.kill("SIGINT");
