@@ -5,6 +5,8 @@
  * @module
  */
 
+import { listenerToml } from "./_helpers.ts";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -271,18 +273,11 @@ export class TcpPeer implements ChatPeer {
 }
 
 /**
- * A chat listener's config section.
+ * A chat listener's config section on 127.0.0.1 port 0.
  * @param fields extra keys, e.g. `{ max_members: 2 }`
  * @param name the listener's name @default {"chat"}
  * @returns the TOML text of one `[[listener]]`
  */
-export function chatListener(fields: Record<string, string | number> = {}, name = "chat"): string {
-  const lines = [
-    "[[listener]]",
-    `name = "${name}"`,
-    'service = "chat"',
-    'listen = "127.0.0.1:0"',
-    ...Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`),
-  ];
-  return lines.join("\n") + "\n";
+export function chatListener(fields: Record<string, unknown> = {}, name = "chat"): string {
+  return listenerToml({ name, service: "chat", listen: "127.0.0.1:0", ...fields });
 }

@@ -5,7 +5,7 @@ import { parseConfig } from "../lib/config.ts";
 
 const enc = new TextEncoder();
 
-function tcpChat(fields: Record<string, string | number> = {}, name = "chat"): string {
+function tcpChat(fields: Record<string, unknown> = {}, name = "chat"): string {
   return chatListener({ transport: "tcp", ...fields }, name);
 }
 
