@@ -92,8 +92,11 @@ export interface ChatRoomOptions {
   sweepMs?: number;
 }
 
-/** A `/who` reply to a datagram member is capped (a small request must not buy a big reply). */
-const MIN_WHO_CAP = 512;
+/**
+ * A `/who` reply to a datagram member is capped: a 4-byte request from a
+ * forged source must not buy a large reply.
+ */
+const WHO_DATAGRAM_CAP = 512;
 /** Replies to non-members (`room full`) are limited room-wide: they may come from spoofed sources. */
 const REFUSALS: Rate = { count: 10, perMs: 1000 };
 const EMPTY = new Uint8Array(0);
@@ -286,7 +289,7 @@ export class ChatRoom {
         }
         return this.#fanOut(m, m.prefix, command.body, now);
       case "who": {
-        const cap = m.datagram ? Math.max(MIN_WHO_CAP, m.limits.maxMessage) : Infinity;
+        const cap = m.datagram ? WHO_DATAGRAM_CAP : Infinity;
         return this.#reply(m, formatMembers(this.names, cap));
       }
       case "leave":
@@ -297,8 +300,8 @@ export class ChatRoom {
       case "unknown":
         return this.#reply(
           m,
-          `error: unknown command "${command.command}" (commands: /nick NAME, /who, /leave; ` +
-            'start a message with "//" to send one beginning with "/")',
+          `error: unknown command "${command.command}" (try /nick NAME, /who, /leave; ` +
+            '"//" sends a "/")',
         );
     }
   }

@@ -26,7 +26,9 @@ export interface ChatConnectionOptions {
 
 const LF = 0x0a;
 const CR = 0x0d;
-const READ_SIZE = 16384;
+// An idle member holds a small buffer; a member sending in bulk grows it.
+const INITIAL_READ = 2048;
+const MAX_READ = 16384;
 /** Queued lines are written together, up to this many bytes per write. */
 const MAX_WRITE = 65536;
 const ROOM_FULL = new TextEncoder().encode("error: room full\n");
@@ -168,7 +170,7 @@ async function readMemberLines(
   maxMessage: number,
   stopped: Promise<typeof STOP>,
 ): Promise<void> {
-  const buffer = new Uint8Array(READ_SIZE);
+  let buffer = new Uint8Array(INITIAL_READ);
   // A line split across reads collects here; one extra byte for a "\r".
   const partial = new Uint8Array(maxMessage + 1);
   let partialLength = 0;
@@ -228,5 +230,6 @@ async function readMemberLines(
     // Datagram members' sends finish before reading on: a fast TCP sender
     // cannot pile up unbounded sends.
     if (pending !== undefined) await pending;
+    if (n === buffer.length && buffer.length < MAX_READ) buffer = new Uint8Array(MAX_READ);
   }
 }
