@@ -117,7 +117,9 @@ async function runChat(args: string[]): Promise<number> {
   const timeoutMs = durationOption(values.timeout, "timeout", 2000);
   const keepaliveMs = durationOption(values.keepalive, "keepalive", 60_000);
   const waitMs = durationOption(values.wait, "wait", 1000);
-  const interactive = Deno.stdin.isTerminal();
+  // Line editing needs a terminal on both sides; otherwise lines are read
+  // as they come (typed lines too) and output is left as it is.
+  const interactive = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
 
   // Lines are shown as they come; the join waits for the members line.
   let display: Display = Deno.stdout.isTerminal()
@@ -171,6 +173,7 @@ async function runChat(args: string[]): Promise<number> {
           return fail("chat", outcome);
         }
       } else {
+        if (Deno.stdin.isTerminal()) writeErr(`Joined ${where}. Type lines; Ctrl-D leaves.\n`);
         const outcome = await pipedSession(send, link.ended, waitMs);
         if (outcome !== "quit") return fail("chat", outcome);
       }

@@ -88,7 +88,11 @@ export interface ChatRoomOptions {
   now: () => number;
   /** Logger for joins, leaves and drops. */
   log: Logger;
-  /** How often silent members are looked for, in real ms. @default {1000} */
+  /**
+   * The longest interval between looks for silent members, in real ms; a
+   * member with a short TTL makes it shorter (a quarter of the TTL, at
+   * least 50 ms). @default {1000}
+   */
   sweepMs?: number;
 }
 
@@ -152,6 +156,7 @@ export class ChatRoom {
   #members = new Set<Member>();
   #names = new Map<string, Member>();
   #sweepTimer?: ReturnType<typeof setInterval>;
+  #sweepEvery = Infinity;
   #refusals: TokenBucket;
   #refusalLog = new LogThrottle(10_000);
   #slowLog = new LogThrottle(10_000);
@@ -220,7 +225,7 @@ export class ChatRoom {
     this.#names.set(folded, member);
     this.#log.debug("Member joined", { room: this.#name, member: name });
     this.#announce(member, `* ${name} joined`, now);
-    this.#sweepTimer ??= setInterval(() => this.sweep(), this.#sweepMs);
+    this.#armSweep(options.limits.ttlMs);
     return member;
   }
 
@@ -346,6 +351,7 @@ export class ChatRoom {
     m.expiresAt += limits.ttlMs - m.limits.ttlMs;
     m.limits = limits;
     m.bucket.configure(limits.rate, limits.burst);
+    if (m.present) this.#armSweep(limits.ttlMs);
   }
 
   /** Removes every member silent for longer than its TTL (`* name left (timeout)`). */
@@ -362,8 +368,23 @@ export class ChatRoom {
   close(): void {
     this.#closed = true;
     for (const member of [...this.#members]) this.#remove(member, "closed");
+    this.#disarmSweep();
+  }
+
+  // Expiry is also checked on traffic; the timer covers quiet rooms, so an
+  // expiry is announced at most a quarter of the TTL (or sweepMs) late.
+  #armSweep(ttlMs: number): void {
+    const every = Math.max(50, Math.min(this.#sweepMs, Math.floor(ttlMs / 4)));
+    if (this.#sweepTimer !== undefined && every >= this.#sweepEvery) return;
+    clearInterval(this.#sweepTimer);
+    this.#sweepEvery = every;
+    this.#sweepTimer = setInterval(() => this.sweep(), every);
+  }
+
+  #disarmSweep(): void {
     clearInterval(this.#sweepTimer);
     this.#sweepTimer = undefined;
+    this.#sweepEvery = Infinity;
   }
 
   #nick(
@@ -435,10 +456,7 @@ export class ChatRoom {
     m.present = false;
     this.#members.delete(m);
     this.#names.delete(m.folded);
-    if (this.#members.size === 0) {
-      clearInterval(this.#sweepTimer);
-      this.#sweepTimer = undefined;
-    }
+    if (this.#members.size === 0) this.#disarmSweep();
     if (reason !== "closed") {
       const suffix = reason === "left" ? "" : ` (${reason})`;
       if (reason === "too slow") {

@@ -289,6 +289,24 @@ Deno.test("chat: members silent for member_ttl expire with a timeout notice", as
   });
 });
 
+Deno.test("chat: with the real clock a silent member expires soon after member_ttl", async () => {
+  await using server = await startServer(chatListener({ member_ttl: "1s" }));
+  const port = server.port("chat");
+  await using a = new UdpPeer(port);
+  await using b = new UdpPeer(port);
+  await a.send("");
+  await b.send("");
+  assertEquals(await a.next(), `* ${b.address} joined`);
+  let notice: string | undefined;
+  const deadline = performance.now() + 10_000;
+  while (notice === undefined && performance.now() < deadline) {
+    await b.send(""); // b stays; a says nothing
+    const got = await b.nextBytes(200);
+    if (got !== undefined) notice = new TextDecoder().decode(got);
+  }
+  assertEquals(notice, `* ${a.address} left (timeout)`);
+});
+
 Deno.test("chat: a newcomer beyond max_members gets one 'room full' and is not a member", async () => {
   await using server = await startServer(chatListener({ max_members: 2 }));
   const port = server.port("chat");
