@@ -82,8 +82,6 @@ int main(int argc, char **argv) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons(base ? base + i : 0)};
     inet_pton(AF_INET, "127.0.0.1", &local.sin_addr);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) die("bind");
     fds[i] = fd;
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
@@ -108,13 +106,21 @@ int main(int argc, char **argv) {
   }
   struct epoll_event events[256];
   uint64_t quiet_since = now_ns();
+  long *joins_seen = calloc(members, sizeof(long));
   while (now_ns() - quiet_since < 300000000ull) {
     int n = epoll_wait(ep, events, 256, 50);
     for (int e = 0; e < n; e++) {
-      int fd = fds[events[e].data.u32];
-      while (recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL) > 0) quiet_since = now_ns();
+      int who = (int)events[e].data.u32, got;
+      while ((got = recvmmsg(fds[who], msgs, BATCH, MSG_DONTWAIT, NULL)) > 0) {
+        joins_seen[who] += got;
+        quiet_since = now_ns();
+      }
     }
   }
+  /* Member i hears of every later join: fewer means a join went missing. */
+  int join_missing = 0;
+  for (int i = 1; i < members - 1; i++)
+    if (joins_seen[i] < members - 1 - i) join_missing++;
   /* Member 0 is not polled: drain what it got during the joins. */
   while (recvmmsg(fds[0], msgs, BATCH, MSG_DONTWAIT, NULL) > 0) {}
 
@@ -124,6 +130,7 @@ int main(int argc, char **argv) {
   uint8_t *seen = calloc(expected, 1);
   if (!latency || !seen) die("malloc");
   uint64_t received = 0, duplicates = 0, stray = 0;
+  int stalled = 0;
   long sent = 0;
   uint64_t start = now_ns(), last_rx = start, last_progress = start;
   char out[64];
@@ -179,6 +186,7 @@ int main(int argc, char **argv) {
     /* Windowed mode: lost deliveries shrink the window; give up when it closes. */
     if (rate <= 0 && sent < messages && t - last_progress > 1000000000ull) {
       fprintf(stderr, "chat_udp_load: stalled after %ld messages (deliveries lost)\n", sent);
+      stalled = 1;
       break;
     }
   }
@@ -191,11 +199,11 @@ int main(int argc, char **argv) {
   uint32_t pmax = received ? latency[received - 1] : 0;
   printf("members=%d messages=%ld sent=%ld expected=%llu received=%llu lost=%llu loss_pct=%.3f "
          "duplicates=%llu stray=%llu elapsed_s=%.3f deliveries_per_s=%.0f messages_per_s=%.0f "
-         "p50_us=%u p99_us=%u max_us=%u\n",
+         "p50_us=%u p99_us=%u max_us=%u stalled=%d join_missing=%d\n",
          members, messages, sent, (unsigned long long)expected, (unsigned long long)received,
          (unsigned long long)lost, expected ? 100.0 * (double)lost / (double)expected : 0.0,
          (unsigned long long)duplicates, (unsigned long long)stray, elapsed,
          elapsed > 0 ? (double)received / elapsed : 0, elapsed > 0 ? (double)sent / elapsed : 0,
-         p50, p99, pmax);
+         p50, p99, pmax, stalled, join_missing);
   return 0;
 }
