@@ -122,13 +122,14 @@ print(round(statistics.median(values), 3) if values else "n/a")' "$1"
 }
 
 summary() { # LABEL FILE
-  local label=$1 file=$2 flawed
-  # A run whose joins went missing or whose window stalled is counted apart.
+  local label=$1 file=$2 flawed note=""
+  # A run whose joins went missing or whose window stalled is pointed out.
   flawed=$(grep -cE 'stalled=1|join_missing=[1-9]' "$file" || true)
+  if [ "$flawed" -gt 0 ]; then note=" ($flawed flawed)"; fi
   printf '| %s | %s | %s | %s | %s | %s |\n' "$label" \
     "$(median deliveries_per_s <"$file")" "$(median loss_pct <"$file")" \
     "$(median p99_us <"$file")" "$(median cpu_us_per_delivery <"$file")" \
-    "$(wc -l <"$file")${flawed:+ ($flawed flawed)}"
+    "$(wc -l <"$file")$note"
 }
 
 echo "# chat fan-out benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
