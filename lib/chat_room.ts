@@ -189,11 +189,6 @@ export class ChatRoom {
     return [...this.#members].map((member) => member.name);
   }
 
-  /** The room's clock (ms). */
-  now(): number {
-    return this.#now();
-  }
-
   /**
    * Adds a member and tells the others `* name joined` (not the newcomer:
    * its address may be forged, and a join must never send it anything).

@@ -171,8 +171,9 @@ async function readMemberLines(
   stopped: Promise<typeof STOP>,
 ): Promise<void> {
   let buffer = new Uint8Array(INITIAL_READ);
-  // A line split across reads collects here; one extra byte for a "\r".
-  const partial = new Uint8Array(maxMessage + 1);
+  // A line split across reads collects here (made when first needed); one
+  // extra byte for a "\r".
+  let partial: Uint8Array | undefined;
   let partialLength = 0;
   let discarding = false;
   while (member.present) {
@@ -185,7 +186,7 @@ async function readMemberLines(
     }
     if (n === null) {
       // A last line without a newline still counts (`printf hi | nc`).
-      if (partialLength > 0 && !discarding) {
+      if (partial !== undefined && partialLength > 0 && !discarding) {
         let line = partial.subarray(0, partialLength);
         if (line[line.length - 1] === CR) line = line.subarray(0, -1);
         if (line.length <= maxMessage) await room.receive(member, line);
@@ -206,11 +207,12 @@ async function readMemberLines(
         partialLength = 0;
         discarding = newline < 0;
       } else if (newline < 0) {
+        partial ??= new Uint8Array(maxMessage + 1);
         partial.set(chunk.subarray(start, end), partialLength);
         partialLength += end - start;
       } else {
         let line: Uint8Array;
-        if (partialLength > 0) {
+        if (partial !== undefined && partialLength > 0) {
           partial.set(chunk.subarray(start, end), partialLength);
           line = partial.subarray(0, partialLength + end - start);
           partialLength = 0;
