@@ -2,7 +2,9 @@
 # Chat relay fan-out benchmark: switchboard's chat room against the Python
 # reference relay (UDP) and `ncat --chat` (TCP), side by side in one run.
 #
-#   bench/run_chat.sh [RUNS]        (default 5 runs per case, alternating)
+#   bench/run_chat.sh [RUNS]          (default 5 runs per case, alternating)
+#   bench/run_chat.sh RUNS --sends    only compare ways to issue a fan-out's sends
+#                                     (bench/chat_raw_relay.ts) with switchboard
 #
 # Every run starts a fresh relay (a relay remembers members, so reusing one
 # would add the previous run's dead members). Member 0 sends as fast as the
@@ -13,6 +15,7 @@
 set -euo pipefail
 
 RUNS=${1:-5}
+MODE=${2:-all}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 DENO="$ROOT/node_modules/.bin/deno"
@@ -81,6 +84,11 @@ EOF
       RELAY_PID=$!
       if [ "$transport" = tcp ]; then wait_tcp "$port"; else wait_udp "$port"; fi
       ;;
+    raw-*)
+      "$DENO" run -A --quiet "$HERE/chat_raw_relay.ts" "$port" "${kind#raw-}" &
+      RELAY_PID=$!
+      wait_udp "$port"
+      ;;
     ncat)
       ncat --chat -l 127.0.0.1 "$port" -m 1000 &
       RELAY_PID=$!
@@ -136,6 +144,18 @@ echo "# chat fan-out benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, loa
 echo
 echo "| case | deliveries/s | loss % | p99 µs | relay CPU µs/delivery | runs |"
 echo "|---|---|---|---|---|---|"
+
+if [ "$MODE" = --sends ]; then
+  kinds=(raw-seq raw-all raw-last raw-ff switchboard-udp python)
+  for kind in "${kinds[@]}"; do : >"$WORK/sends.$kind"; done
+  for run in $(seq "$RUNS"); do
+    for kind in "${kinds[@]}"; do
+      run_one "$kind" udp_load -n 50 -m 20408 >>"$WORK/sends.$kind"
+    done
+  done
+  for kind in "${kinds[@]}"; do summary "UDP 50 members, $kind" "$WORK/sends.$kind"; done
+  exit 0
+fi
 
 declare -A PY_RATE
 for members in 50 100; do
