@@ -110,7 +110,7 @@ export class ChatDatagramPort {
    * Handles one datagram. `data` is only read before this returns.
    * @param data the datagram (a view of the receive buffer)
    * @param from its source
-   * @returns a promise for the sends it caused (never rejects), if any
+   * @returns a promise for the last send it caused (never rejects), if any
    */
   handle(data: Uint8Array, from: Deno.NetAddr): Promise<unknown> | undefined {
     const key = `${from.hostname} ${from.port}`;
