@@ -4,7 +4,8 @@
 #
 #   bench/run_chat.sh [RUNS]          (default 5 runs per case, alternating)
 #   bench/run_chat.sh RUNS --sends    only compare ways to issue a fan-out's sends
-#                                     (bench/chat_raw_relay.ts) with switchboard
+#                                     (bench/chat_raw_relay.ts) with switchboard;
+#                                     KINDS="raw-all python" picks the relays
 #
 # Every run starts a fresh relay (a relay remembers members, so reusing one
 # would add the previous run's dead members). Member 0 sends as fast as the
@@ -146,7 +147,7 @@ echo "| case | deliveries/s | loss % | p99 µs | relay CPU µs/delivery | runs |
 echo "|---|---|---|---|---|---|"
 
 if [ "$MODE" = --sends ]; then
-  kinds=(raw-seq raw-all raw-last raw-ff switchboard-udp python)
+  kinds=(${KINDS:-raw-seq raw-all raw-last raw-ff switchboard-udp python})
   for kind in "${kinds[@]}"; do : >"$WORK/sends.$kind"; done
   for run in $(seq "$RUNS"); do
     for kind in "${kinds[@]}"; do
