@@ -404,8 +404,9 @@ export class ChatRoom {
     m.folded = folded;
     m.prefix = encodePrefix(name);
     this.#log.debug("Member renamed", { room: this.#name, member: old, name });
-    // The renamed member is told too: it confirms the change to its client.
-    return this.#announce(undefined, `* ${old} is now ${name}`, now);
+    // Like every announcement, to the others only: the renamed member sees
+    // its new name in /who.
+    return this.#announce(m, `* ${old} is now ${name}`, now);
   }
 
   #reply(m: Member, text: string): Promise<unknown> | undefined {

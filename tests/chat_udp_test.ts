@@ -98,7 +98,7 @@ Deno.test("chat: one trailing newline is stripped; bytes pass through untouched"
   }
 });
 
-Deno.test("chat: /nick renames, tells everyone, and later messages carry the name", async () => {
+Deno.test("chat: /nick renames, tells the others, and later messages carry the name", async () => {
   await using server = await startServer(chatListener());
   const port = server.port("chat");
   await using a = new UdpPeer(port);
@@ -108,12 +108,10 @@ Deno.test("chat: /nick renames, tells everyone, and later messages carry the nam
   assertEquals(await a.next(), `* ${b.address} joined`);
   await b.send("/nick bob\n");
   assertEquals(await a.next(), `* ${b.address} is now bob`);
-  assertEquals(await b.next(), `* ${b.address} is now bob`);
   await b.send("hi");
   assertEquals(await a.next(), "[bob] hi");
   await b.send("/nick Bob"); // a change of case is a rename of one's own name
   assertEquals(await a.next(), "* bob is now Bob");
-  assertEquals(await b.next(), "* bob is now Bob");
   await b.send("/nick Bob"); // no change: nothing to announce
   await a.quiet();
   await b.quiet();
@@ -126,7 +124,6 @@ Deno.test("chat: /nick refuses invalid and taken names, to the sender only", asy
   await using b = new UdpPeer(port);
   await a.send("/nick ana");
   await b.send("");
-  assertEquals(await a.next(), `* ${a.address} is now ana`);
   assertEquals(await a.next(), `* ${b.address} joined`);
   const cases: [string, Uint8Array, string][] = [
     ["missing", enc.encode("/nick"), "error: usage: /nick NAME"],
@@ -174,7 +171,8 @@ Deno.test("chat: /nick refuses invalid and taken names, to the sender only", asy
   }
   await t.step("32 bytes is accepted", async () => {
     await b.send(`/nick ${"é".repeat(16)}`);
-    assertEquals(await b.next(), `* ${b.address} is now ${"é".repeat(16)}`);
+    assertEquals(await a.next(), `* ${b.address} is now ${"é".repeat(16)}`);
+    await b.quiet(50);
   });
 });
 
@@ -185,7 +183,6 @@ Deno.test("chat: /who lists the members to the sender only", async () => {
   await using b = new UdpPeer(port);
   await a.send("/nick ana");
   await b.send("");
-  assertEquals(await a.next(), `* ${a.address} is now ana`);
   assertEquals(await a.next(), `* ${b.address} joined`);
   await b.send("/who\n");
   assertEquals(await b.next(), `* members: ana, ${b.address}`);
@@ -201,7 +198,6 @@ Deno.test("chat: /leave removes the member; its next datagram joins again", asyn
   await b.send("/nick bob");
   assertEquals(await a.next(), `* ${b.address} joined`);
   assertEquals(await a.next(), `* ${b.address} is now bob`);
-  await b.next();
   await b.send("/leave");
   assertEquals(await a.next(), "* bob left");
   await a.send("anyone?");
