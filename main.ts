@@ -12,6 +12,7 @@ import { echoVerb } from "./cli/echo.ts";
 import { writeErr, writeOut } from "./cli/output.ts";
 import { serveVerb } from "./cli/serve.ts";
 import type { Verb } from "./cli/verb.ts";
+import { timeVerb } from "./cli/time.ts";
 import { versionVerb } from "./cli/version.ts";
 import { ExitCode } from "./lib/exit_codes.ts";
 
@@ -20,6 +21,7 @@ export const VERBS: readonly Verb[] = [
   serveVerb,
   checkVerb,
   echoVerb,
+  timeVerb,
   versionVerb,
 ];
 
