@@ -415,3 +415,13 @@ export async function tempConfig(
     },
   };
 }
+
+/**
+ * Renders one `[[listener]]` table from its keys (values as TOML via JSON).
+ * @param fields the listener's keys and values
+ * @returns the TOML text, ending with a newline
+ */
+export function listenerToml(fields: Record<string, unknown>): string {
+  return "[[listener]]\n" +
+    Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n";
+}

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { VERBS } from "../main.ts";
 import { VERSION } from "../lib/version.ts";
 import {
+  listenerToml,
   MAIN,
   readBytes,
   readToEnd,
@@ -16,13 +17,8 @@ import {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function listener(fields: Record<string, unknown>): string {
-  return "[[listener]]\n" +
-    Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n";
-}
-
-const ECHO_PAIR = listener({ name: "tcp", service: "echo", listen: "127.0.0.1:0" }) +
-  listener({ name: "udp", service: "echo", transport: "udp", listen: "127.0.0.1:0" });
+const ECHO_PAIR = listenerToml({ name: "tcp", service: "echo", listen: "127.0.0.1:0" }) +
+  listenerToml({ name: "udp", service: "echo", transport: "udp", listen: "127.0.0.1:0" });
 
 function isFree(port: number): boolean {
   try {
@@ -86,7 +82,7 @@ Deno.test("unknown verbs and flags get one line plus usage, exit 64", async (t) 
 
 Deno.test("check prints each listener, or every problem with exit 78", async () => {
   await using good = await tempConfig(
-    listener({
+    listenerToml({
       name: "e",
       service: "echo",
       listen: ":7007",
@@ -141,7 +137,7 @@ Deno.test("check without a config shows the embedded default on loopback", async
 
 Deno.test("SWITCHBOARD_CONFIG names the config when -c is absent", async () => {
   await using config = await tempConfig(
-    listener({ name: "via-env", service: "echo", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "via-env", service: "echo", listen: "127.0.0.1:0" }),
   );
   const result = await runCli(["check"], { env: { SWITCHBOARD_CONFIG: config.path } });
   assert.equal(result.code, 0, result.stderr);
@@ -153,8 +149,8 @@ Deno.test("serve with a bad config exits 78 and binds nothing", async () => {
   const port = probe.addr.port;
   probe.close();
   await using config = await tempConfig(
-    listener({ name: "fine", service: "echo", listen: `127.0.0.1:${port}` }) +
-      listener({ name: "broken", service: "echo", listen: "127.0.0.1:1", tranform: "upper" }),
+    listenerToml({ name: "fine", service: "echo", listen: `127.0.0.1:${port}` }) +
+      listenerToml({ name: "broken", service: "echo", listen: "127.0.0.1:1", tranform: "upper" }),
   );
   await using daemon = await spawnDaemon(["-c", config.path], { waitReady: false });
   const status = await daemon.exit();
@@ -168,7 +164,7 @@ Deno.test("serve exits 71 when a listener cannot bind, and leaves nothing half-s
   using blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   await using config = await tempConfig(
     ECHO_PAIR +
-      listener({ name: "clash", service: "echo", listen: `127.0.0.1:${blocker.addr.port}` }),
+      listenerToml({ name: "clash", service: "echo", listen: `127.0.0.1:${blocker.addr.port}` }),
   );
   await using daemon = await spawnDaemon(["-c", config.path], { waitReady: false });
   const status = await daemon.exit();
@@ -203,10 +199,19 @@ Deno.test("a second SIGINT forces exit while work is still in flight", async () 
     '[daemon]\nshutdown_timeout = "60s"\n' + ECHO_PAIR,
   );
   await using daemon = await spawnDaemon(["-c", config.path]);
-  // Keep the echo busy: send far more than we read, so its writes block.
+  // Keep the echo busy: send far more than we read, until our writes stall
+  // (then the server is blocked writing back to us, i.e. busy).
   using conn = await Deno.connect({ hostname: "127.0.0.1", port: daemon.port("tcp") });
-  const flood = conn.write(new Uint8Array(32 * 1024 * 1024)).catch(() => 0);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  let written = 0;
+  let stalledSince = performance.now();
+  const chunk = new Uint8Array(65536);
+  const flood = (async () => {
+    while (written < 256 * 1024 * 1024) {
+      written += await conn.write(chunk);
+      stalledSince = performance.now();
+    }
+  })().catch(() => {});
+  await waitFor(() => performance.now() - stalledSince > 300, 20_000);
   daemon.child.kill("SIGINT");
   await daemon.waitForLine(/SIGINT: stopping/);
   daemon.child.kill("SIGINT");
@@ -221,7 +226,7 @@ Deno.test("SIGHUP reloads: new settings apply, unchanged sockets stay, a bad con
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = probe.addr.port;
   probe.close();
-  const first = listener({ name: "main", service: "echo", listen: `127.0.0.1:${port}` });
+  const first = listenerToml({ name: "main", service: "echo", listen: `127.0.0.1:${port}` });
   await using config = await tempConfig(first);
   await using daemon = await spawnDaemon(["-c", config.path]);
   using old = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -230,7 +235,12 @@ Deno.test("SIGHUP reloads: new settings apply, unchanged sockets stay, a bad con
 
   await Deno.writeTextFile(
     config.path,
-    listener({ name: "main", service: "echo", listen: `127.0.0.1:${port}`, transform: "upper" }),
+    listenerToml({
+      name: "main",
+      service: "echo",
+      listen: `127.0.0.1:${port}`,
+      transform: "upper",
+    }),
   );
   daemon.child.kill("SIGHUP");
   await daemon.waitForLine(/Reloaded added=0 changed=1 kept=0 removed=0/);
@@ -251,8 +261,8 @@ Deno.test("SIGHUP reloads: new settings apply, unchanged sockets stay, a bad con
 
 Deno.test("echo client: TEXT mode over TCP and UDP", async () => {
   await using config = await tempConfig(
-    listener({ name: "tcp", service: "echo", listen: "127.0.0.1:0", transform: "upper" }) +
-      listener({ name: "udp", service: "echo", transport: "udp", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "tcp", service: "echo", listen: "127.0.0.1:0", transform: "upper" }) +
+      listenerToml({ name: "udp", service: "echo", transport: "udp", listen: "127.0.0.1:0" }),
   );
   await using daemon = await spawnDaemon(["-c", config.path]);
   const tcp = await runCli(["echo", `127.0.0.1:${daemon.port("tcp")}`, "hello", "wörld"]);

@@ -7,6 +7,7 @@ import { isReflectionPort } from "../lib/udp_listener.ts";
 import { SERVICES } from "../handlers/mod.ts";
 import {
   captureLog,
+  listenerToml,
   readBytes,
   readToEnd,
   spawnDaemon,
@@ -55,11 +56,6 @@ const probe: Service = defineService<Record<string, never>>({
 });
 const services = [...SERVICES, probe];
 
-function listener(fields: Record<string, unknown>): string {
-  return "[[listener]]\n" +
-    Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n";
-}
-
 async function connect(port: number, hostname = "127.0.0.1"): Promise<Deno.TcpConn> {
   return await Deno.connect({ hostname, port });
 }
@@ -72,7 +68,7 @@ async function roundTrip(conn: Deno.Conn, text: string): Promise<string> {
 
 Deno.test("echo returns arbitrary bytes over TCP, including non-UTF-8", async () => {
   await using server = await startServer(
-    listener({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
   );
   using conn = await connect(server.port("e"));
   const garbage = new Uint8Array(100_000).map((_, i) => (i * 7919) % 256);
@@ -83,7 +79,7 @@ Deno.test("echo returns arbitrary bytes over TCP, including non-UTF-8", async ()
 
 Deno.test("echo upper-cases ASCII letters only, even with UTF-8 split across writes", async () => {
   await using server = await startServer(
-    listener({ name: "u", service: "echo", listen: "127.0.0.1:0", transform: "upper" }),
+    listenerToml({ name: "u", service: "echo", listen: "127.0.0.1:0", transform: "upper" }),
   );
   using conn = await connect(server.port("u"));
   const text = encoder.encode("abc ünï 中文 xyz\n");
@@ -98,7 +94,7 @@ Deno.test("echo upper-cases ASCII letters only, even with UTF-8 split across wri
 
 Deno.test("echo half-closed by the client flushes and closes", async () => {
   await using server = await startServer(
-    listener({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
   );
   using conn = await connect(server.port("e"));
   await conn.write(encoder.encode("last words"));
@@ -108,7 +104,7 @@ Deno.test("echo half-closed by the client flushes and closes", async () => {
 
 Deno.test("UDP echo answers the sender only, with the whole datagram up to 65,507 bytes", async () => {
   await using server = await startServer(
-    listener({
+    listenerToml({
       name: "u",
       service: "echo",
       transport: "udp",
@@ -133,7 +129,7 @@ Deno.test("datagrams from reflecting source ports are ignored", async () => {
   for (const port of [0, 7, 13, 19, 37]) assert.equal(isReflectionPort(port), true);
   for (const port of [1, 8, 1024, 53000]) assert.equal(isReflectionPort(port), false);
   await using server = await startServer(
-    listener({ name: "u", service: "echo", transport: "udp", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "u", service: "echo", transport: "udp", listen: "127.0.0.1:0" }),
   );
   const target = { transport: "udp" as const, hostname: "127.0.0.1", port: server.port("u") };
   // Binding ports below 1024 needs root; CI runs as root, so this is exercised there.
@@ -158,7 +154,7 @@ Deno.test("datagrams from reflecting source ports are ignored", async () => {
 
 Deno.test("the connection over max_connections is closed at once, counted and logged", async () => {
   await using server = await startServer(
-    listener({ name: "e", service: "echo", listen: "127.0.0.1:0", max_connections: 2 }),
+    listenerToml({ name: "e", service: "echo", listen: "127.0.0.1:0", max_connections: 2 }),
   );
   const port = server.port("e");
   using first = await connect(port);
@@ -179,9 +175,9 @@ Deno.test("the connection over max_connections is closed at once, counted and lo
 
 Deno.test("denied peers are closed before the handler sees a byte, and logged", async () => {
   await using server = await startServer(
-    listener({ name: "d", service: "probe", listen: "127.0.0.1:0", deny: ["127.0.0.0/8"] }) +
-      listener({ name: "a", service: "probe", listen: "127.0.0.1:0", allow: ["10.0.0.0/8"] }) +
-      listener({
+    listenerToml({ name: "d", service: "probe", listen: "127.0.0.1:0", deny: ["127.0.0.0/8"] }) +
+      listenerToml({ name: "a", service: "probe", listen: "127.0.0.1:0", allow: ["10.0.0.0/8"] }) +
+      listenerToml({
         name: "ok",
         service: "probe",
         listen: "127.0.0.1:0",
@@ -203,7 +199,7 @@ Deno.test("denied peers are closed before the handler sees a byte, and logged", 
 
 Deno.test("UDP access rules drop datagrams silently", async () => {
   await using server = await startServer(
-    listener({
+    listenerToml({
       name: "u",
       service: "echo",
       transport: "udp",
@@ -217,7 +213,7 @@ Deno.test("UDP access rules drop datagrams silently", async () => {
 
 Deno.test("dual-stack listeners see IPv4 peers as plain IPv4 for rules and logs", async () => {
   await using server = await startServer(
-    listener({ name: "any", service: "echo", listen: "[::]:0", allow: ["127.0.0.1"] }),
+    listenerToml({ name: "any", service: "echo", listen: "[::]:0", allow: ["127.0.0.1"] }),
   );
   using conn = await connect(server.port("any"));
   assert.equal(await roundTrip(conn, "v4"), "v4");
@@ -228,7 +224,7 @@ Deno.test("dual-stack listeners see IPv4 peers as plain IPv4 for rules and logs"
 
 Deno.test("IPv6 loopback works", async () => {
   await using server = await startServer(
-    listener({ name: "six", service: "echo", listen: "[::1]:0" }),
+    listenerToml({ name: "six", service: "echo", listen: "[::1]:0" }),
   );
   using conn = await connect(server.port("six"), "::1");
   assert.equal(await roundTrip(conn, "over v6"), "over v6");
@@ -236,7 +232,7 @@ Deno.test("IPv6 loopback works", async () => {
 
 Deno.test("an idle connection is closed after idle_timeout; an active one is not", async () => {
   await using server = await startServer(
-    listener({ name: "e", service: "echo", listen: "127.0.0.1:0", idle_timeout: "300ms" }),
+    listenerToml({ name: "e", service: "echo", listen: "127.0.0.1:0", idle_timeout: "300ms" }),
   );
   const port = server.port("e");
   using idle = await connect(port);
@@ -254,7 +250,7 @@ Deno.test("an idle connection is closed after idle_timeout; an active one is not
 
 Deno.test("a busy connection is never cut by the idle timeout", async () => {
   await using server = await startServer(
-    listener({ name: "p", service: "probe", listen: "127.0.0.1:0", idle_timeout: "100ms" }),
+    listenerToml({ name: "p", service: "probe", listen: "127.0.0.1:0", idle_timeout: "100ms" }),
     { services },
   );
   using conn = await connect(server.port("p"));
@@ -264,8 +260,8 @@ Deno.test("a busy connection is never cut by the idle timeout", async () => {
 
 Deno.test("a handler's exception or a client's reset affects no other connection", async () => {
   await using server = await startServer(
-    listener({ name: "p", service: "probe", listen: "127.0.0.1:0" }) +
-      listener({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "p", service: "probe", listen: "127.0.0.1:0" }) +
+      listenerToml({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
     { services },
   );
   using bystander = await connect(server.port("e"));
@@ -288,7 +284,7 @@ Deno.test("a handler's exception or a client's reset affects no other connection
 
 Deno.test("graceful stop closes idle connections at once and lets busy ones finish", async () => {
   const server = await startServer(
-    listener({ name: "p", service: "probe", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "p", service: "probe", listen: "127.0.0.1:0" }),
     {
       services,
     },
@@ -308,7 +304,7 @@ Deno.test("graceful stop closes idle connections at once and lets busy ones fini
 
 Deno.test("graceful stop force-closes work that outlives shutdown_timeout", async () => {
   const server = await startServer(
-    listener({ name: "p", service: "probe", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "p", service: "probe", listen: "127.0.0.1:0" }),
     {
       services,
     },
@@ -328,9 +324,9 @@ Deno.test("a port that cannot be bound fails the start and leaves nothing bound"
   using blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const taken = blocker.addr.port;
   const config = parseConfig(
-    listener({ name: "free", service: "echo", listen: "127.0.0.1:0" }) +
-      listener({ name: "clash", service: "echo", listen: `127.0.0.1:${taken}` }) +
-      listener({ name: "udp", service: "echo", transport: "udp", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "free", service: "echo", listen: "127.0.0.1:0" }) +
+      listenerToml({ name: "clash", service: "echo", listen: `127.0.0.1:${taken}` }) +
+      listenerToml({ name: "udp", service: "echo", transport: "udp", listen: "127.0.0.1:0" }),
     "test.toml",
   );
   const { log } = captureLog();
@@ -352,13 +348,13 @@ Deno.test("reload keeps unchanged listeners and their connections, swaps changed
   const { log, lines } = captureLog();
   const supervisor = new Supervisor({ log });
   const base = (transform: string, extra = ""): string =>
-    listener({ name: "kept", service: "echo", listen: "127.0.0.1:0" }) +
-    listener({ name: "changed", service: "echo", listen: "127.0.0.1:0", transform }) +
+    listenerToml({ name: "kept", service: "echo", listen: "127.0.0.1:0" }) +
+    listenerToml({ name: "changed", service: "echo", listen: "127.0.0.1:0", transform }) +
     extra;
   try {
     await supervisor.apply(
       parseConfig(
-        base("none", listener({ name: "gone", service: "echo", listen: "127.0.0.1:0" })),
+        base("none", listenerToml({ name: "gone", service: "echo", listen: "127.0.0.1:0" })),
         "a.toml",
       ),
     );
@@ -370,7 +366,7 @@ Deno.test("reload keeps unchanged listeners and their connections, swaps changed
     assert.equal(await roundTrip(oldChanged, "a"), "a");
 
     const summary = await supervisor.apply(parseConfig(
-      base("upper", listener({ name: "added", service: "echo", listen: "127.0.0.1:0" })),
+      base("upper", listenerToml({ name: "added", service: "echo", listen: "127.0.0.1:0" })),
       "b.toml",
     ));
     assert.deepEqual(summary, {
@@ -400,14 +396,14 @@ Deno.test("a reload that cannot start rolls back and changes nothing", async () 
   const supervisor = new Supervisor({ log });
   try {
     await supervisor.apply(
-      parseConfig(listener({ name: "a", service: "echo", listen: "127.0.0.1:0" }), "a.toml"),
+      parseConfig(listenerToml({ name: "a", service: "echo", listen: "127.0.0.1:0" }), "a.toml"),
     );
     const before = supervisor.listeners.map((l) => `${l.name}:${l.addr.port}`);
     using conn = await connect(supervisor.listeners[0]!.addr.port);
     const next = parseConfig(
-      listener({ name: "a", service: "echo", listen: "127.0.0.1:0", transform: "upper" }) +
-        listener({ name: "b", service: "echo", listen: "127.0.0.1:0" }) +
-        listener({ name: "c", service: "echo", listen: `127.0.0.1:${blocker.addr.port}` }),
+      listenerToml({ name: "a", service: "echo", listen: "127.0.0.1:0", transform: "upper" }) +
+        listenerToml({ name: "b", service: "echo", listen: "127.0.0.1:0" }) +
+        listenerToml({ name: "c", service: "echo", listen: `127.0.0.1:${blocker.addr.port}` }),
       "b.toml",
     );
     await assert.rejects(() => supervisor.apply(next), StartFailure);
@@ -439,7 +435,7 @@ Deno.test("accept errors never end the accept loop: resets are skipped, others b
   } as unknown as Deno.TcpListener;
   const { log, lines } = captureLog();
   const config = parseConfig(
-    listener({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
     "t.toml",
   )
     .listeners[0]!;
@@ -463,7 +459,7 @@ Deno.test("accept errors never end the accept loop: resets are skipped, others b
 
 Deno.test("journald mode prefixes priorities and drops timestamps", async () => {
   await using config = await tempConfig(
-    listener({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
+    listenerToml({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
   );
   await using daemon = await spawnDaemon(["-c", config.path], {
     env: { JOURNAL_STREAM: "8:1234" },
