@@ -1,32 +1,27 @@
 import assert from "node:assert/strict";
 import { createTimeService } from "../handlers/time.ts";
-import { MAIN, runCli, startServer } from "./_helpers.ts";
+import { listenerToml, MAIN, runCli, startServer } from "./_helpers.ts";
 
 const T0 = Date.UTC(2026, 10, 22, 10, 30, 0, 250);
 
-function listener(fields: Record<string, unknown>): string {
-  return "[[listener]]\n" +
-    Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n";
-}
-
 const CONFIG = [
-  listener({ name: "udp", service: "time", listen: "127.0.0.1:0", timezone: "Europe/Berlin" }),
-  listener({
+  listenerToml({ name: "udp", service: "time", listen: "127.0.0.1:0", timezone: "Europe/Berlin" }),
+  listenerToml({
     name: "tcp",
     service: "time",
     transport: "tcp",
     listen: "127.0.0.1:0",
     timezone: "Europe/Berlin",
   }),
-  listener({ name: "r868-udp", service: "time", listen: "127.0.0.1:0", mode: "rfc868" }),
-  listener({
+  listenerToml({ name: "r868-udp", service: "time", listen: "127.0.0.1:0", mode: "rfc868" }),
+  listenerToml({
     name: "r868-tcp",
     service: "time",
     transport: "tcp",
     listen: "127.0.0.1:0",
     mode: "rfc868",
   }),
-  listener({
+  listenerToml({
     name: "day-tcp",
     service: "time",
     transport: "tcp",

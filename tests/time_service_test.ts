@@ -3,7 +3,14 @@ import { ConfigError, parseConfig } from "../lib/config.ts";
 import { loadConfig } from "../lib/config_file.ts";
 import { createTimeService, type TimeOptions } from "../handlers/time.ts";
 import { SERVICES } from "../handlers/mod.ts";
-import { readBytes, readToEnd, startServer, udpReceive, udpRequest } from "./_helpers.ts";
+import {
+  listenerToml,
+  readBytes,
+  readToEnd,
+  startServer,
+  udpReceive,
+  udpRequest,
+} from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -11,28 +18,23 @@ const decoder = new TextDecoder();
 const T0 = Date.UTC(2026, 10, 22, 10, 30, 0, 250);
 const RFC868_T0 = [0xee, 0xad, 0x42, 0xa8]; // 4004332200 = T0 in seconds since 1900
 
-function listener(fields: Record<string, unknown>): string {
-  return "[[listener]]\n" +
-    Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n";
-}
-
 const CONFIG = [
-  listener({ name: "udp", service: "time", listen: "127.0.0.1:0", timezone: "UTC" }),
-  listener({
+  listenerToml({ name: "udp", service: "time", listen: "127.0.0.1:0", timezone: "UTC" }),
+  listenerToml({
     name: "tcp",
     service: "time",
     transport: "tcp",
     listen: "127.0.0.1:0",
     timezone: "UTC",
   }),
-  listener({
+  listenerToml({
     name: "day-udp",
     service: "time",
     listen: "127.0.0.1:0",
     mode: "daytime",
     timezone: "Asia/Tokyo",
   }),
-  listener({
+  listenerToml({
     name: "day-tcp",
     service: "time",
     transport: "tcp",
@@ -40,8 +42,8 @@ const CONFIG = [
     mode: "daytime",
     timezone: "Asia/Tokyo",
   }),
-  listener({ name: "r868-udp", service: "time", listen: "127.0.0.1:0", mode: "rfc868" }),
-  listener({
+  listenerToml({ name: "r868-udp", service: "time", listen: "127.0.0.1:0", mode: "rfc868" }),
+  listenerToml({
     name: "r868-tcp",
     service: "time",
     transport: "tcp",
@@ -282,20 +284,20 @@ Deno.test("time config: bad zones, formats and modes are config errors", async (
   ];
   for (const [fields, expected] of cases) {
     await t.step(JSON.stringify(fields).slice(0, 60), () => {
-      const found = problems(listener({ ...base, ...fields }));
+      const found = problems(listenerToml({ ...base, ...fields }));
       assert.equal(found.length, 1, found.join("\n"));
       assert.ok(found[0]!.startsWith(expected), `${found[0]} does not start with ${expected}`);
     });
   }
   await t.step("a TCP default format must leave room for the newline", () => {
     const tcp = { ...base, transport: "tcp", default_format: "%c".repeat(42) + "x".repeat(16) };
-    assert.match(problems(listener(tcp))[0]!, /can expand to 1024 bytes, over the 1023-byte/);
-    assert.deepEqual(problems(listener({ ...tcp, transport: "udp" })), []);
+    assert.match(problems(listenerToml(tcp))[0]!, /can expand to 1024 bytes, over the 1023-byte/);
+    assert.deepEqual(problems(listenerToml({ ...tcp, transport: "udp" })), []);
   });
 });
 
 Deno.test("time config: defaults are the system zone, format mode and the usual format", () => {
-  const config = parseConfig(listener({ service: "time", listen: "127.0.0.1:0" }), "t.toml", {
+  const config = parseConfig(listenerToml({ service: "time", listen: "127.0.0.1:0" }), "t.toml", {
     services: [createTimeService()],
   });
   const only = config.listeners[0]!;
