@@ -106,6 +106,10 @@ export class TimeReplier {
   #newest: string | undefined;
   #default: Entry;
   #tooLong: Uint8Array;
+  // The last request's bytes and entry: a repeated format skips the decode.
+  #lastRequest = new Uint8Array(MAX_FORMAT_BYTES);
+  #lastLength = -1;
+  #lastEntry: Entry | undefined;
 
   /**
    * @param options zone, default format, clock and limits
@@ -144,6 +148,8 @@ export class TimeReplier {
         `format is ${request.length} bytes, over the ${MAX_FORMAT_BYTES}-byte limit`,
         this.#maxReply,
       );
+    } else if (this.#lastEntry !== undefined && this.#isLastRequest(request)) {
+      entry = this.#lastEntry;
     } else {
       let key: string;
       try {
@@ -152,6 +158,9 @@ export class TimeReplier {
         return errorReply("format is not valid UTF-8", this.#maxReply);
       }
       entry = this.#lookup(key);
+      this.#lastRequest.set(request);
+      this.#lastLength = request.length;
+      this.#lastEntry = entry;
     }
     const compiled = entry.compiled;
     if (compiled === undefined) return entry.bytes;
@@ -172,6 +181,14 @@ export class TimeReplier {
       entry.bytes = bytes;
     }
     return entry.bytes;
+  }
+
+  #isLastRequest(request: Uint8Array): boolean {
+    const length = request.length;
+    if (length !== this.#lastLength) return false;
+    const last = this.#lastRequest;
+    for (let i = 0; i < length; i++) if (request[i] !== last[i]) return false;
+    return true;
   }
 
   #lookup(key: string): Entry {

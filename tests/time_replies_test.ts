@@ -129,6 +129,19 @@ Deno.test("replies follow the clock: per second, or per millisecond when shown",
   assert.equal(ask(r, ""), "2026-11-22 11:30:01");
 });
 
+Deno.test("a repeated request is recognised byte for byte, not by length", () => {
+  const r = replier();
+  assert.equal(ask(r, "%Y%m"), "202611");
+  assert.equal(ask(r, "%Y%m"), "202611");
+  assert.equal(ask(r, "%m%Y"), "112026");
+  assert.equal(
+    ask(r, new Uint8Array([0x25, 0x59, 0xff, 0xfe])),
+    "error: format is not valid UTF-8",
+  );
+  assert.equal(ask(r, "%m%Y"), "112026");
+  assert.equal(ask(r, "%Y%m\n"), "202611\n", "the replier itself strips nothing");
+});
+
 Deno.test("the format cache is bounded and evicts the least recently used", () => {
   const r = replier({ cacheSize: 2 });
   for (let round = 0; round < 3; round++) {
