@@ -158,7 +158,9 @@ export function createTimeService(seams: TimeServiceOptions = {}): Service {
       return { mode, timezone, defaultFormat, maxReply };
     },
     describe(options) {
-      const parts = [`mode=${options.mode}`, `timezone=${options.timezone}`];
+      const parts = [`mode=${options.mode}`];
+      // RFC 868 counts seconds in UTC: the zone plays no part there.
+      if (options.mode !== "rfc868") parts.push(`timezone=${options.timezone}`);
       if (options.mode === "format" && options.defaultFormat !== DEFAULT_TIME_FORMAT) {
         parts.push(`default_format=${JSON.stringify(options.defaultFormat)}`);
       }
