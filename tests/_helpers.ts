@@ -129,15 +129,21 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
   });
   const child = command.spawn();
   const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+  // stdin is written while the output is read: a child that echoes a large
+  // input would otherwise block on a full stdout pipe, and the write with it.
+  let writing: Promise<void> = Promise.resolve();
   if (options.stdin !== undefined) {
     const writer = child.stdin.getWriter();
     const data = typeof options.stdin === "string"
       ? new TextEncoder().encode(options.stdin)
       : options.stdin;
-    await writer.write(data).catch(() => {});
-    await writer.close().catch(() => {});
+    writing = (async () => {
+      await writer.write(data).catch(() => {});
+      await writer.close().catch(() => {});
+    })();
   }
   const output = await child.output();
+  await writing;
   clearTimeout(timer);
   const decoder = new TextDecoder();
   return {
