@@ -12,6 +12,8 @@
 import { isDisconnect } from "./net_errors.ts";
 import type { ProcessGroup } from "./process_group.ts";
 
+const INITIAL_CHUNK = 4096;
+
 /** Which output stream a chunk came from. */
 export type OutputStream = "stdout" | "stderr";
 
@@ -211,12 +213,15 @@ export async function runCommand(
   const pump = async (stream: ReadableStream<Uint8Array>, name: OutputStream): Promise<void> => {
     const reader = stream.getReader({ mode: "byob" });
     readers.push(reader);
-    let buffer = new ArrayBuffer(chunkSize);
+    // Most commands print little: start small, grow to chunkSize once a read fills it.
+    let buffer = new ArrayBuffer(Math.min(INITIAL_CHUNK, chunkSize));
     try {
       for (;;) {
         const { value, done } = await reader.read(new Uint8Array(buffer));
         if (done || value === undefined) break;
-        buffer = value.buffer as ArrayBuffer;
+        buffer = value.length === value.buffer.byteLength && value.length < chunkSize
+          ? new ArrayBuffer(chunkSize)
+          : value.buffer as ArrayBuffer;
         if (result.disconnected || result.truncated || result.fatal) break;
         let chunk: Uint8Array = value;
         if (chunk.length > budget) {

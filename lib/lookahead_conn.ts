@@ -16,8 +16,10 @@ import type { Connection } from "./service.ts";
 /** What {@linkcode LookaheadConnection.watch} saw. */
 export type WatchResult = "data" | "closed" | "full";
 
-/** The default look-ahead capacity (64 KiB). */
-export const DEFAULT_LOOKAHEAD = 65536;
+/** The default look-ahead capacity (16 KiB). */
+export const DEFAULT_LOOKAHEAD = 16384;
+
+const EMPTY = new Uint8Array(0);
 
 /**
  * Wraps a {@linkcode Connection}; every underlying read goes through it, one
@@ -25,7 +27,9 @@ export const DEFAULT_LOOKAHEAD = 65536;
  */
 export class LookaheadConnection implements Connection {
   #conn: Connection;
-  #buf: Uint8Array;
+  #capacity: number;
+  // Allocated on the first watch: a connection that is never watched pays nothing.
+  #buf: Uint8Array = EMPTY;
   #start = 0;
   #end = 0;
   #eof = false;
@@ -40,7 +44,7 @@ export class LookaheadConnection implements Connection {
    */
   constructor(conn: Connection, capacity: number = DEFAULT_LOOKAHEAD) {
     this.#conn = conn;
-    this.#buf = new Uint8Array(capacity);
+    this.#capacity = capacity;
   }
 
   /** The peer's address. */
@@ -112,6 +116,7 @@ export class LookaheadConnection implements Connection {
   async watch(): Promise<WatchResult> {
     while (this.#pending) await this.#pending;
     if (this.closed) return "closed";
+    if (this.#buf === EMPTY) this.#buf = new Uint8Array(this.#capacity);
     if (this.#start === this.#end) this.#start = this.#end = 0;
     if (this.#start > 0 && this.#end === this.#buf.length) {
       this.#buf.copyWithin(0, this.#start, this.#end);
@@ -140,7 +145,7 @@ export class LookaheadConnection implements Connection {
    * @returns when there is room again
    */
   space(): Promise<void> {
-    if (this.#end < this.#buf.length || this.#start > 0) return Promise.resolve();
+    if (this.#end < this.#capacity || this.#start > 0) return Promise.resolve();
     return new Promise((resolve) => this.#spaceWaiters.push(resolve));
   }
 
