@@ -75,17 +75,24 @@ export interface ExitFields {
 class FrameQueue {
   #conn: LookaheadConnection;
   #tail: Promise<void> = Promise.resolve();
+  /** Frames queued so far. */
+  count = 0;
 
   constructor(conn: LookaheadConnection) {
     this.#conn = conn;
   }
 
   send(header: Record<string, unknown>, body?: Uint8Array): Promise<void> {
+    this.count++;
     const sent = this.#tail.then(() => this.#conn.writeAll(encodeFrame(header, body)));
     this.#tail = sent.catch(() => {});
     return sent;
   }
 }
+
+/** How long a silent command's half-closed client goes unprobed, in ms. */
+const PROBE_MS = 500;
+const EMPTY = new Uint8Array(0);
 
 function logCommand(header: FrameHeader): string {
   if (typeof header.cmd === "string") return header.cmd;
@@ -201,7 +208,7 @@ async function execCommand(request: FramedRequest, run: ExecContext): Promise<vo
         : exec.stdin === "stream"
         ? (sink, control) => feedStream(frames, sink, control, maxStdin)
         : undefined,
-      watch: (control) => watchClient(conn, control),
+      watch: (control) => watchClient(conn, control, out),
     });
   } finally {
     state.groups.delete(group);
@@ -241,20 +248,46 @@ async function execCommand(request: FramedRequest, run: ExecContext): Promise<vo
 }
 
 /**
- * Watches the connection while a command runs: the peer closing (or
- * resetting) it means the client is gone. Bytes that arrive meanwhile (a
+ * Watches the connection while a command runs. A reset means the client is
+ * gone. An end of stream may be a client that only closed its sending side
+ * and still reads, or one that is gone: only a write tells, so a silent
+ * command's client is probed with an empty stdout frame every 500 ms (the
+ * write after a closed peer's reset fails). Bytes that arrive meanwhile (a
  * pipelined next request) are kept for the request loop.
  */
-async function watchClient(conn: LookaheadConnection, control: RunControl): Promise<void> {
+async function watchClient(
+  conn: LookaheadConnection,
+  control: RunControl,
+  out: FrameQueue,
+): Promise<void> {
   const ended = control.ended.then(() => "ended" as const);
-  while (!control.isEnded()) {
+  for (;;) {
     const seen = await Promise.race([conn.watch(), ended]);
     if (seen === "ended") return;
-    if (seen === "closed") {
+    if (seen === "closed") break;
+    if (seen === "full") await Promise.race([conn.space(), ended]);
+  }
+  if (conn.failed) {
+    control.lost();
+    return;
+  }
+  for (;;) {
+    const before = out.count;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = new Promise<"tick">((resolve) =>
+      timer = setTimeout(() => resolve("tick"), PROBE_MS)
+    );
+    const woke = await Promise.race([tick, ended]);
+    clearTimeout(timer);
+    if (woke === "ended") return;
+    if (out.count !== before) continue; // output writes are probes enough
+    try {
+      await out.send({ op: "stdout" }, EMPTY);
+    } catch (error) {
+      if (!isDisconnect(error)) throw error;
       control.lost();
       return;
     }
-    if (seen === "full") await Promise.race([conn.space(), ended]);
   }
 }
 
@@ -289,8 +322,9 @@ async function feedStream(
     for (;;) {
       const header = await frames.readHeader();
       if (header === null) {
-        sink.abandon();
-        control.lost();
+        // The client closed its sending side without "eof": stdin ends there
+        // (whether the client is still reading, the watcher finds out).
+        await sink.close();
         return;
       }
       if (header.op === "eof") {

@@ -62,6 +62,11 @@ export class LookaheadConnection implements Connection {
     return this.#eof || this.#error !== undefined;
   }
 
+  /** Whether a read failed (a reset, not an orderly end of stream). */
+  get failed(): boolean {
+    return this.#error !== undefined;
+  }
+
   /**
    * Reads into `p`: bytes read ahead first, then from the connection.
    * @param p where to put the bytes

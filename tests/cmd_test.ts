@@ -141,6 +141,38 @@ Deno.test("cmd runs two exec frames sent in one write, in order", async () => {
   assert.equal(exitOf(second).code, 0);
 });
 
+Deno.test("cmd keeps serving a client that closed only its sending side", async () => {
+  await using server = await startServer(cmdConfig());
+  using c = await CmdConn.open(server.port("cmd"));
+  const one = encodeFrame({ op: "exec", token: TOKEN, cmd: "echo one" });
+  const two = encodeFrame({ op: "exec", token: TOKEN, cmd: "sleep 1.2; echo two; exit 2" });
+  const both = new Uint8Array(one.length + two.length);
+  both.set(one);
+  both.set(two, one.length);
+  await c.writeAll(both);
+  await c.conn.closeWrite();
+  const first = await c.reply();
+  const second = await c.reply();
+  assert.equal(text(first), "one\n");
+  assert.equal(exitOf(first).code, 0);
+  // A silent command's half-closed client is probed with empty stdout frames.
+  assert.ok(second.outputs.filter((o) => o.bytes.length > 0).length === 1);
+  assert.equal(text(second), "two\n");
+  assert.equal(exitOf(second).code, 2);
+  assert.equal((await c.reply()).closed, true, "then the server closes");
+});
+
+Deno.test("cmd ends streamed stdin when the client closes its sending side", async () => {
+  await using server = await startServer(cmdConfig());
+  using c = await CmdConn.open(server.port("cmd"));
+  await c.send({ op: "exec", cmd: "cat; echo end", stdin: "stream" });
+  await c.send({ op: "stdin", token: null }, encoder.encode("abc\n"));
+  await c.conn.closeWrite();
+  const reply = await c.reply();
+  assert.equal(text(reply), "abc\nend\n");
+  assert.equal(exitOf(reply).code, 0);
+});
+
 Deno.test("cmd answers bad requests with bad_request and stays usable", async (t) => {
   await using server = await startServer(cmdConfig());
   using c = await CmdConn.open(server.port("cmd"));
