@@ -22,6 +22,7 @@ import {
   PIPE_LINGER_MS,
   startCommand,
   type Started,
+  startPool,
   takeSlot,
 } from "../lib/cmd_launch.ts";
 import { type ExecRequest, parseExecRequest, resolveCwd } from "../lib/cmd_request.ts";
@@ -155,11 +156,14 @@ async function execCommand(request: FramedRequest, run: ExecContext): Promise<vo
 
   let launched: Started;
   try {
-    launched = startCommand(exec.argv, {
-      cwd,
-      stdin: exec.stdin === "none" ? "null" : "piped",
-      state,
-    });
+    launched = await startCommand(
+      { argv: exec.argv, text: exec.shell ? exec.display : undefined },
+      {
+        cwd,
+        stdin: exec.stdin === "none" ? "null" : "piped",
+        state,
+      },
+    );
   } catch (error) {
     context.log.warn(`Cannot start command: ${describeError(error)}`, { command: exec.display });
     if (exec.stdin === "stream") session.discarding = true;
@@ -232,6 +236,7 @@ async function execCommand(request: FramedRequest, run: ExecContext): Promise<vo
       disconnected = true;
     }
   }
+  state.pool?.replenish();
   context.log.info("Command finished", {
     command: exec.display,
     pid: group.pid,
@@ -413,6 +418,8 @@ export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInst
     runs: new Set(),
     log: listener.log,
   };
+  state.poolCwd = options.workdir ?? Deno.cwd();
+  state.pool = startPool(state, state.poolCwd);
   return {
     state,
     stream: (conn, context: ConnectionContext) => {
@@ -430,7 +437,7 @@ export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInst
     close: async () => {
       // The daemon is going (after shutdown_timeout): nothing may outlive it.
       for (const group of state.groups) group.kill();
-      await Promise.allSettled([...state.runs]);
+      await Promise.allSettled([...state.runs, state.pool?.close()]);
     },
   };
 }

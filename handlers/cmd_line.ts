@@ -139,7 +139,11 @@ async function runLine(
   }
   try {
     const cwd = state.options.workdir ?? Deno.cwd();
-    const launched = startCommand([...state.options.shell, text], { cwd, stdin: "null", state });
+    const launched = await startCommand({ argv: [...state.options.shell, text], text }, {
+      cwd,
+      stdin: "null",
+      state,
+    });
     if ("problem" in launched) {
       await conn.writeAll(encoder.encode(`switchboard: ${launched.problem.message}\n`));
       context.log.info("Command finished", { command: text, code: launched.problem.code });
@@ -165,6 +169,7 @@ async function runLine(
       state.runs.delete(running);
       state.groups.delete(group);
     }
+    state.pool?.replenish();
     const { status } = result;
     context.log.info("Command finished", {
       command: text,

@@ -10,6 +10,8 @@ import type { CmdOptions } from "./cmd_options.ts";
 import { checkProgram, type ProgramProblem } from "./cmd_request.ts";
 import { RequestError } from "./framed_server.ts";
 import type { Logger } from "./log.ts";
+import { LeaderPool, POOL_SHELL, poolable } from "./leader_pool.ts";
+import { describeError } from "./net_errors.ts";
 import { ProcessGroup } from "./process_group.ts";
 
 /** How long a process group gets after SIGTERM before SIGKILL, in ms. */
@@ -19,6 +21,8 @@ export const KILL_GRACE_MS = 2000;
  * left the group (setsid) can hold them open longer, and it is not waited for.
  */
 export const PIPE_LINGER_MS = 500;
+/** Idle pre-started leaders per listener (at most max_concurrent). */
+export const POOL_SIZE = 4;
 /** The largest stdout/stderr frame body (DESIGN.md: at most 64 KiB). */
 export const OUTPUT_CHUNK = 65536;
 
@@ -36,27 +40,51 @@ export interface CmdState {
   runs: Set<Promise<unknown>>;
   /** The listener's logger. */
   log: Logger;
+  /** Pre-started leaders (none when /bin/sh is missing). */
+  pool?: LeaderPool;
+  /** The directory pooled leaders start in. */
+  poolCwd?: string;
 }
 
 /** A command that could be started, or why it could not (as a shell reports it). */
 export type Started = { group: ProcessGroup } | { problem: ProgramProblem };
 
+/** What to start: a program and its arguments, and the shell text when it came as `cmd`. */
+export interface Launch {
+  /** The full argv (for shell text: the listener's shell, its flags, the text). */
+  argv: readonly string[];
+  /** The shell text, when the request was `cmd`. */
+  text?: string;
+}
+
 /**
- * Starts a checked command in its own process group, or says why it cannot
+ * Starts a checked command in its own process group — through an idle
+ * pooled leader when there is one, else by spawning — or says why it cannot
  * run (127 not found, 126 not executable) as a shell would.
- * @param argv program and arguments
+ * @param launch argv, and the shell text for `cmd` requests
  * @param options where and how: directory, stdin mode, the listener's state
  * @returns the group, or the problem
  * @throws {Error} for spawn failures that are not the command's fault
  */
-export function startCommand(
-  argv: readonly string[],
+export async function startCommand(
+  launch: Launch,
   options: { cwd: string; stdin: "piped" | "null"; state: CmdState },
-): Started {
+): Promise<Started> {
   const { cwd, stdin, state } = options;
+  const { argv } = launch;
   const program = argv[0]!;
   const problem = checkProgram(program, state.env.PATH ?? "", cwd);
   if (problem) return { problem };
+  if (state.pool && poolable(argv)) {
+    const ownShell = launch.text !== undefined && state.options.shell.length === 2 &&
+      state.options.shell[0] === POOL_SHELL && state.options.shell[1] === "-c";
+    const group = await state.pool.run({
+      ...(ownShell ? { text: launch.text } : { argv, env: state.env }),
+      cwd: cwd === state.poolCwd ? undefined : cwd,
+      nullStdin: stdin === "null",
+    });
+    if (group) return { group };
+  }
   try {
     const group = ProcessGroup.spawn(program, {
       args: argv.slice(1),
@@ -76,6 +104,21 @@ export function startCommand(
     }
     throw error;
   }
+}
+
+/**
+ * Starts the pool of idle leaders for a listener (when /bin/sh can run).
+ * @param state the listener's state (its environment, ids and directory)
+ * @param cwd the directory leaders start in
+ * @returns the pool, or undefined when there is no usable /bin/sh
+ */
+export function startPool(state: CmdState, cwd: string): LeaderPool | undefined {
+  if (checkProgram(POOL_SHELL, "", "/")) return undefined;
+  return new LeaderPool({
+    size: Math.min(POOL_SIZE, state.options.maxConcurrent),
+    spawn: { cwd, env: state.env, uid: state.options.uid, gid: state.options.gid },
+    onError: (error) => state.log.warn(`Cannot pre-start a command shell: ${describeError(error)}`),
+  });
 }
 
 /**

@@ -180,6 +180,8 @@ export interface ProcessInfo {
   pid: number;
   /** One-letter state (`R`, `S`, `Z`, …). */
   state: string;
+  /** Parent process id. */
+  ppid: number;
   /** Process group id. */
   pgid: number;
   /** Session id. */
@@ -200,7 +202,13 @@ export function processInfo(pid: number): ProcessInfo | undefined {
   }
   // The command name (field 2) may contain spaces and parentheses.
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { pid, state: fields[0]!, pgid: Number(fields[2]), sid: Number(fields[3]) };
+  return {
+    pid,
+    state: fields[0]!,
+    ppid: Number(fields[1]),
+    pgid: Number(fields[2]),
+    sid: Number(fields[3]),
+  };
 }
 
 /**
