@@ -419,7 +419,8 @@ Deno.test("cmd logs every exec with peer, command (escaped), exit and bytes", as
   assert.match(line, /code=4 /);
   assert.match(line, /stdin=2 stdout=3 stderr=0/);
   assert.match(line, /ms=\d+/);
-  assert.ok(line.includes("\\x1b[31m") && !line.includes("\x1b"), "control characters escaped");
+  assert.ok(!line.includes("\x1b"), "no raw control character reaches the log");
+  assert.match(line, /\\(x1b|u001b)\[31m/, "it is shown escaped");
 });
 
 Deno.test("cmd runs commands as the configured user when the daemon is root", async () => {
@@ -439,7 +440,8 @@ Deno.test("cmd stopping the daemon ends running commands: nothing is left runnin
     for (let got = 0; got < body.length;) got += (await c.frames.readBody(body.subarray(got)))!;
     const pgid = Number(new TextDecoder().decode(body).trim());
     await server[Symbol.asyncDispose]();
-    assert.deepEqual(liveGroupMembers(pgid), []);
+    // SIGKILL was sent before the stop returned; dying takes the kernel a moment.
+    await waitGroupGone(pgid, 5000);
   } finally {
     c.close();
   }
