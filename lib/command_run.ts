@@ -238,16 +238,22 @@ export async function runCommand(
         }
       }
     } catch (error) {
-      if (!isDisconnect(error)) throw error;
-      control.lost();
+      if (isDisconnect(error)) control.lost();
+      else control.fatal(error as Error);
     } finally {
       await reader.cancel().catch(() => {});
     }
   };
 
+  // Both are awaited only at the end: an unexpected error becomes the run's
+  // outcome at once instead of an unhandled rejection.
   const sink = hooks.feed ? new StdinSink(child.stdin) : undefined;
-  const feeding = sink ? hooks.feed!(sink, control) : Promise.resolve();
-  const watching = hooks.watch ? hooks.watch(control) : Promise.resolve();
+  const feeding = sink
+    ? hooks.feed!(sink, control).catch((error) => control.fatal(error as Error))
+    : Promise.resolve();
+  const watching = hooks.watch
+    ? hooks.watch(control).catch((error) => control.fatal(error as Error))
+    : Promise.resolve();
 
   let status: Deno.CommandStatus;
   try {

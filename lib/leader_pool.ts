@@ -164,13 +164,17 @@ export class LeaderPool {
     if (this.#refill === undefined && !this.#closed && this.#idle.length < this.#options.size) {
       this.#refill = setTimeout(() => {
         this.#refill = undefined;
-        this.#fill();
+        // One leader per turn of the event loop: requests get in between.
+        // After a failure, wait for the next command to try again (no hot loop).
+        if (this.#fill(1)) this.replenish();
       }, 0);
     }
   }
 
-  #fill(): void {
-    while (!this.#closed && this.#idle.length < this.#options.size) {
+  /** Starts up to `count` leaders; false when starting one failed. */
+  #fill(count = Infinity): boolean {
+    for (let started = 0; started < count; started++) {
+      if (this.#closed || this.#idle.length >= this.#options.size) return true;
       let group: ProcessGroup;
       try {
         group = ProcessGroup.spawn(POOL_SHELL, {
@@ -180,12 +184,13 @@ export class LeaderPool {
         });
       } catch (error) {
         this.#options.onError?.(error);
-        return;
+        return false;
       }
       const entry = { group, exited: false };
       group.status.then(() => entry.exited = true);
       this.#idle.push(entry);
     }
+    return true;
   }
 }
 

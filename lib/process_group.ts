@@ -136,7 +136,10 @@ export class ProcessGroup {
    * @returns when the group is gone or has been sent SIGKILL
    */
   terminate(options: TerminateOptions = {}): Promise<void> {
-    this.#terminating ??= terminateGroup(this.pid, options);
+    // Never rejects: callers keep this promise and await it later.
+    this.#terminating ??= terminateGroup(this.pid, options).catch(() => {
+      signalGroup(this.pid, "SIGKILL");
+    });
     return this.#terminating;
   }
 
@@ -146,13 +149,25 @@ export class ProcessGroup {
   }
 }
 
-function signalGroup(pgid: number, signal: Deno.Signal): boolean {
+/**
+ * Signals a process group; false when it has no process left. Other errors
+ * (EPERM: no member could be signalled) count as "someone is there".
+ */
+function signalGroup(pgid: number, signal: Deno.Signal | 0): boolean {
   try {
     Deno.kill(-pgid, signal);
     return true;
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false; // ESRCH: nobody left
-    throw error;
+    return !(error instanceof Deno.errors.NotFound); // ESRCH: nobody left
+  }
+}
+
+/** Whether live (non-zombie) processes remain; without /proc, any process counts. */
+function groupAlive(pgid: number): boolean {
+  try {
+    return liveGroupMembers(pgid).length > 0;
+  } catch {
+    return signalGroup(pgid, 0);
   }
 }
 
@@ -164,7 +179,7 @@ async function terminateGroup(pgid: number, options: TerminateOptions): Promise<
   const pollMs = options.pollMs ?? 20;
   const deadline = performance.now() + graceMs;
   while (performance.now() < deadline) {
-    if (liveGroupMembers(pgid).length === 0) return;
+    if (!groupAlive(pgid)) return;
     await sleep(Math.min(pollMs, Math.max(1, deadline - performance.now())));
   }
   signalGroup(pgid, "SIGKILL");
