@@ -10,7 +10,7 @@ import { parseConfig } from "../lib/config.ts";
 import { parseListenAddress } from "../lib/address.ts";
 import { OptionReader } from "../lib/option_reader.ts";
 import type { ConfigProblem } from "../lib/option_reader.ts";
-import { runCli } from "./_helpers.ts";
+import { MAIN, ROOT, runCli } from "./_helpers.ts";
 
 function listener(keys: string, listen = "127.0.0.1:7009"): string {
   return `[[listener]]\nservice = "cmd"\nlisten = "${listen}"\n${keys}\n`;
@@ -213,6 +213,29 @@ Deno.test("the embedded default runs cmd on loopback only when SWITCHBOARD_TOKEN
     assert.equal(without.code, 0, without.stderr);
     assert.doesNotMatch(without.stdout, /^cmd /m);
     assert.match(without.stdout, /cmd service skipped/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("check as a non-root user refuses user = (exit 78)", async () => {
+  if (Deno.uid() !== 0) return; // dropping to another user needs root; the rule is tested above
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.chmod(dir, 0o777);
+    const config = join(dir, "sb.toml");
+    await Deno.writeTextFile(config, listener(`token = "t"\nuser = "nobody"`), { mode: 0o644 });
+    const output = await new Deno.Command("setpriv", {
+      args: ["--reuid=65534", "--regid=65534", "--clear-groups", Deno.execPath(), "run", "-A"]
+        .concat(["--quiet", MAIN, "check", "-c", config]),
+      env: { DENO_DIR: join(dir, "cache"), HOME: dir, NO_COLOR: "1" },
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 78, stderr);
+    assert.match(stderr, /user: running commands as another user needs the daemon to run as root/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -390,6 +390,28 @@ Deno.test("cmd refuses stdin over max_stdin: a small body is dropped, a long str
   assert.equal((await c.reply()).closed, true);
 });
 
+Deno.test("cmd answers a malformed frame with bad_frame and closes", async () => {
+  await using server = await startServer(cmdConfig());
+  using c = await CmdConn.open(server.port("cmd"));
+  await c.writeAll(new Uint8Array([0, 0, 0, 0]));
+  const reply = await c.reply();
+  assert.equal(reply.error?.code, "bad_frame");
+  assert.equal((await c.reply()).closed, true);
+});
+
+Deno.test("cmd closes after refusing a body over 1 MiB, running nothing", async () => {
+  await using server = await startServer(cmdConfig(`max_stdin = 1000`));
+  using c = await CmdConn.open(server.port("cmd"));
+  const sending = c.send({ op: "exec", cmd: "cat" }, new Uint8Array(2 * 1024 * 1024)).catch(
+    () => {},
+  );
+  const reply = await c.reply();
+  assert.equal(reply.error?.code, "too_large");
+  assert.equal((await c.reply()).closed, true);
+  await sending;
+  assert.ok(!server.lines.some((line) => line.includes("Command finished")));
+});
+
 Deno.test("cmd drops the stdin stream of a refused exec and serves the next request", async () => {
   await using server = await startServer(cmdConfig(`allow_commands = ["echo"]`));
   using c = await CmdConn.open(server.port("cmd"));
