@@ -8,6 +8,7 @@
 
 import { UsageError } from "./cli/args.ts";
 import { checkVerb } from "./cli/check.ts";
+import { cmdVerb } from "./cli/cmd.ts";
 import { echoVerb } from "./cli/echo.ts";
 import { writeErr, writeOut } from "./cli/output.ts";
 import { serveVerb } from "./cli/serve.ts";
@@ -21,6 +22,7 @@ export const VERBS: readonly Verb[] = [
   serveVerb,
   checkVerb,
   echoVerb,
+  cmdVerb,
   timeVerb,
   versionVerb,
 ];
