@@ -9,6 +9,9 @@
 import { UsageError } from "./cli/args.ts";
 import { checkVerb } from "./cli/check.ts";
 import { echoVerb } from "./cli/echo.ts";
+import { getVerb } from "./cli/get.ts";
+import { lsVerb } from "./cli/ls.ts";
+import { putVerb } from "./cli/put.ts";
 import { writeErr, writeOut } from "./cli/output.ts";
 import { serveVerb } from "./cli/serve.ts";
 import type { Verb } from "./cli/verb.ts";
@@ -20,6 +23,9 @@ const VERBS: readonly Verb[] = [
   serveVerb,
   checkVerb,
   echoVerb,
+  getVerb,
+  putVerb,
+  lsVerb,
   versionVerb,
 ];
 

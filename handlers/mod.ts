@@ -7,10 +7,12 @@
 
 import type { Service } from "../lib/service.ts";
 import { echoService } from "./echo.ts";
+import { fileService } from "./file.ts";
 
 /** Every built-in service, in the order `check` and `--help` list them. */
 export const SERVICES: readonly Service[] = [
   echoService,
+  fileService,
 ];
 
 /**

@@ -1,0 +1,110 @@
+/**
+ * Moves an exact number of bytes from a source to a sink in bounded memory,
+ * reading the next chunk while the current one is written (file → socket
+ * measured here: 64 KiB loop 1.8 GB/s, 1 MiB loop 3.6 GB/s, 1 MiB with
+ * read-ahead 3.5–5 GB/s, `readable.pipeTo` 2.6–3.1 GB/s raw and 1.4 GB/s
+ * through the counted connection), optionally hashing every chunk on the
+ * way (in the SHA-256 worker for large transfers, which needs the chunks in
+ * shared memory).
+ *
+ * @module
+ */
+
+import type { Sha256Job } from "./sha256_pool.ts";
+
+/** The default chunk size: large enough that per-call costs vanish. */
+export const PUMP_CHUNK_SIZE = 1024 * 1024;
+
+/** The source ended before the promised length. */
+export class ShortSourceError extends Error {
+  /** Bytes moved before the end. */
+  readonly moved: number;
+
+  /**
+   * @param moved bytes moved before the source ended
+   * @param length bytes promised
+   */
+  constructor(moved: number, length: number) {
+    super(`Source ended after ${moved} of ${length} bytes`);
+    this.name = "ShortSourceError";
+    this.moved = moved;
+  }
+}
+
+/** Options for {@linkcode pump}. */
+export interface PumpOptions {
+  /** Exactly how many bytes to move. */
+  length: number;
+  /** Reads into `view`; resolves with the count, or null at end. */
+  read(view: Uint8Array): Promise<number | null>;
+  /** Writes all of `view`. */
+  write(view: Uint8Array): Promise<void>;
+  /** Hashes every byte moved, in order. */
+  hash?: Sha256Job;
+  /** Chunk size. @default {PUMP_CHUNK_SIZE} */
+  chunkSize?: number;
+  /** Called after each chunk is written, with its length. */
+  onChunk?(bytes: number): void;
+}
+
+/**
+ * Moves `options.length` bytes from `read` to `write`. Memory: two chunks
+ * (four when hashing in the worker), never more than the length needs.
+ * @param options length, source, sink, hash and chunk size
+ * @throws {ShortSourceError} when the source ends early
+ * @throws {Error} whatever the source, sink or hash throws (a pending read
+ *   is awaited first, so nothing is left running)
+ */
+export async function pump(options: PumpOptions): Promise<void> {
+  const { length, hash } = options;
+  if (length === 0) return;
+  const size = Math.max(1, Math.min(options.chunkSize ?? PUMP_CHUNK_SIZE, length));
+  const count = length <= size ? 1 : hash?.shared ? 4 : 2;
+  const memory = hash?.shared ? new SharedArrayBuffer(size * count) : new ArrayBuffer(size * count);
+  const views = Array.from({ length: count }, (_, i) => new Uint8Array(memory, i * size, size));
+  const hashed: Array<Promise<void> | undefined> = new Array(count);
+  let requested = 0;
+  const fill = async (view: Uint8Array, base: number): Promise<number> => {
+    let got = 0;
+    while (got < view.length) {
+      const n = await options.read(view.subarray(got));
+      if (n === null) throw new ShortSourceError(base + got, length);
+      got += n;
+    }
+    return got;
+  };
+  const start = (slot: number): Promise<number> => {
+    const base = requested;
+    const want = Math.min(size, length - base);
+    requested += want;
+    return fill(views[slot]!.subarray(0, want), base);
+  };
+  let slot = 0;
+  let reading: Promise<number> | undefined = start(0);
+  try {
+    while (reading) {
+      const n = await reading;
+      reading = undefined;
+      const current = slot;
+      slot = (slot + 1) % count;
+      if (requested < length && count > 1) {
+        await hashed[slot];
+        reading = start(slot);
+      }
+      const chunk = views[current]!.subarray(0, n);
+      hashed[current] = hash?.update(chunk);
+      await options.write(chunk);
+      options.onChunk?.(n);
+      if (requested < length && count === 1) {
+        await hashed[current];
+        reading = start(current);
+      }
+    }
+    await Promise.all(hashed);
+  } catch (error) {
+    // Leave nothing running on the buffers: wait for the read in flight.
+    if (reading) await reading.catch(() => {});
+    await Promise.allSettled(hashed);
+    throw error;
+  }
+}
