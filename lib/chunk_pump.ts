@@ -77,7 +77,7 @@ export async function pump(options: PumpOptions): Promise<void> {
     const base = requested;
     const want = Math.min(size, length - base);
     requested += want;
-    return fill(views[slot]!.subarray(0, want), base);
+    return handled(fill(views[slot]!.subarray(0, want), base));
   };
   let slot = 0;
   let reading: Promise<number> | undefined = start(0);
@@ -92,7 +92,8 @@ export async function pump(options: PumpOptions): Promise<void> {
         reading = start(slot);
       }
       const chunk = views[current]!.subarray(0, n);
-      hashed[current] = hash?.update(chunk);
+      const update = hash?.update(chunk);
+      hashed[current] = update && handled(update);
       await options.write(chunk);
       options.onChunk?.(n);
       if (requested < length && count === 1) {
@@ -107,4 +108,14 @@ export async function pump(options: PumpOptions): Promise<void> {
     await Promise.allSettled(hashed);
     throw error;
   }
+}
+
+/**
+ * Marks a promise as handled: a read-ahead or hash acknowledgement may fail
+ * while the loop awaits something else, and an unhandled rejection would
+ * end the process. The failure still surfaces where the promise is awaited.
+ */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
 }

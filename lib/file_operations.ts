@@ -202,7 +202,7 @@ export class FileOperations {
     const { header, conn } = request;
     if (header.path === undefined) throw badRequest('"path" is required');
     const names = splitRequestPath(header.path, this.#rules);
-    const offset = header.offset ?? 0;
+    const offset = header.offset === undefined ? 0 : header.offset;
     if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
       throw badRequest('"offset" must be a non-negative integer');
     }
