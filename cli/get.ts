@@ -210,6 +210,8 @@ async function toFile(options: ToFile): Promise<number> {
       read: (view) => frames.readBody(view),
       write: (view) => writeAll(sink, view),
       hash: hashJob(hash),
+      // Whatever arrived is on disk when the connection breaks: --continue resumes there.
+      fill: false,
       onChunk: (bytes) => {
         written += bytes;
         progress?.add(bytes);

@@ -43,6 +43,13 @@ export interface PumpOptions {
   hash?: Sha256Job;
   /** Chunk size. @default {PUMP_CHUNK_SIZE} */
   chunkSize?: number;
+  /**
+   * Whether each chunk is read full before it is written (fewer, larger
+   * writes). With false, whatever one read returns is written at once, so a
+   * source that fails mid-chunk loses nothing already received (a client
+   * keeping a partial download). @default {true}
+   */
+  fill?: boolean;
   /** Called after each chunk is written, with its length. */
   onChunk?(bytes: number): void;
 }
@@ -63,14 +70,17 @@ export async function pump(options: PumpOptions): Promise<void> {
   const memory = hash?.shared ? new SharedArrayBuffer(size * count) : new ArrayBuffer(size * count);
   const views = Array.from({ length: count }, (_, i) => new Uint8Array(memory, i * size, size));
   const hashed: Array<Promise<void> | undefined> = new Array(count);
+  const whole = options.fill ?? true;
   let requested = 0;
   const fill = async (view: Uint8Array, base: number): Promise<number> => {
     let got = 0;
-    while (got < view.length) {
+    do {
       const n = await options.read(view.subarray(got));
       if (n === null) throw new ShortSourceError(base + got, length);
       got += n;
-    }
+    } while (whole && got < view.length);
+    // A partial chunk: the rest is requested again by the next read.
+    requested -= view.length - got;
     return got;
   };
   const start = (slot: number): Promise<number> => {
