@@ -11,7 +11,13 @@
 
 import { pump } from "./chunk_pump.ts";
 import { RequestError } from "./framed_server.ts";
-import { logRequest, outcomeOf, type RequestRecord } from "./file_operations.ts";
+import {
+  logRequest,
+  outcomeOf,
+  readFileSync,
+  type RequestRecord,
+  SYNC_READ_CHUNK,
+} from "./file_operations.ts";
 import { isDisconnect } from "./net_errors.ts";
 import { MAX_PATH_BYTES, type PathRules, type ServedRoot, splitRequestPath } from "./safe_path.ts";
 import type { Connection, ConnectionContext } from "./service.ts";
@@ -100,7 +106,8 @@ export async function serveRawFile(
     try {
       await pump({
         length: info.size,
-        read: (view) => file.read(view),
+        read: readFileSync(file),
+        chunkSize: SYNC_READ_CHUNK,
         write: (view) => conn.writeAll(view),
         onChunk: (bytes) => record.bytes += bytes,
       });

@@ -7,8 +7,7 @@
  * ({@linkcode ServedRoot}): the real path (symlinks followed) must lie under
  * the root's real path. Deno has no `openat`/`O_NOFOLLOW`, so what is
  * actually opened is checked too: the opened file's (dev, ino) must be those
- * of the resolved path, taken before the open, and the resolved path must
- * still be free of symlinks afterwards.
+ * of the resolved path inside the root, taken before the open.
  *
  * These metadata calls are synchronous on purpose: on this machine an async
  * open + fstat + read of a 4 KiB file costs 82 µs (a thread-pool round trip
@@ -271,16 +270,30 @@ export class ServedRoot {
 
   /**
    * Resolves a checked path to a regular file or directory inside the root.
+   * Only the names under the root are examined (its own real path is known):
+   * one lstat per name, and a realpath (with the containment check) only
+   * where a name is a symlink.
    * @param names from {@linkcode splitRequestPath}
    * @returns its real path and lstat
    * @throws {RequestError} `forbidden` outside the root or for other kinds
    *   (FIFOs, sockets, devices); `not_found` when missing or hidden
    */
   resolve(names: readonly string[]): ResolvedEntry {
-    const real = this.realPathOf(this.join(names), names);
+    let real = this.path;
     let info: Deno.FileInfo;
     try {
       info = Deno.lstatSync(real);
+      for (let i = 0; i < names.length; i++) {
+        if (!info.isDirectory) throw notFound(names);
+        const next = `${real === "/" ? "" : real}/${names[i]}`;
+        info = Deno.lstatSync(next);
+        if (info.isSymlink) {
+          real = this.realPathOf(next, names);
+          info = Deno.lstatSync(real);
+        } else {
+          real = next;
+        }
+      }
     } catch (error) {
       throw fileSystemError(error, names);
     }
@@ -295,8 +308,10 @@ export class ServedRoot {
 
   /**
    * Opens a resolved entry for reading and checks that what was opened is
-   * the entry that was checked: same (dev, ino) as its lstat, and its real
-   * path unchanged (no symlink swapped in meanwhile).
+   * the entry that was checked: the same (dev, ino) as the lstat of its
+   * real path inside the root. A directory swapped for a symlink between
+   * the check and the open makes the open reach another file, whose
+   * identity differs: it is refused before a byte is read.
    * @param names the request path, for messages
    * @param entry from {@linkcode ServedRoot.resolve}
    * @returns the open file with its fstat
@@ -311,7 +326,7 @@ export class ServedRoot {
     }
     try {
       const info = file.statSync();
-      if (!sameFile(info, entry.info) || this.realPathOf(entry.real, names) !== entry.real) {
+      if (!sameFile(info, entry.info)) {
         throw new RequestError("forbidden", `"${joinNames(names)}" changed while it was opened`);
       }
       return { file, info, real: entry.real };
@@ -329,15 +344,13 @@ export class ServedRoot {
    * @throws {RequestError} `forbidden` when it changed
    */
   recheck(names: readonly string[], entry: ResolvedEntry): void {
-    let info: Deno.FileInfo;
+    let again: ResolvedEntry;
     try {
-      if (this.realPathOf(entry.real, names) !== entry.real) throw new Error("moved");
-      info = Deno.lstatSync(entry.real);
-    } catch (error) {
-      if (error instanceof RequestError) throw error;
+      again = this.resolve(names);
+    } catch {
       throw new RequestError("forbidden", `"${joinNames(names)}" changed while it was read`);
     }
-    if (!sameFile(info, entry.info)) {
+    if (again.real !== entry.real || !sameFile(again.info, entry.info)) {
       throw new RequestError("forbidden", `"${joinNames(names)}" changed while it was read`);
     }
   }

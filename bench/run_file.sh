@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Benchmark of the file service (not a test). Side by side in one run, rounds
+# alternating between servers, medians reported:
+#   - 1 GiB download throughput: switchboard framed (sha256 off / on), raw,
+#     the switchboard CLI (get ... -), the Python course-style reference
+#     (../shared/reference/py_file_tcp.py), python3 -m http.server + curl,
+#     and `cat file > /dev/null` as the page-cache ceiling;
+#   - 4 KiB files downloaded per second by 8 clients (bench/file_load.c):
+#     switchboard framed (a connection per file, and one per client), raw,
+#     the Python reference, http.server;
+#   - the daemon's CPU per GiB and its peak RSS across file sizes.
+#
+# usage: bench/run_file.sh [ROUNDS] [SECONDS_PER_SMALL_RUN]
+# Output: a markdown report on stdout (progress on stderr). Needs gcc,
+# python3 and curl. Everything it starts is stopped on exit.
+set -euo pipefail
+
+ROUNDS=${1:-5}
+SMALL_SECONDS=${2:-4}
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+DENO=${DENO:-$REPO/node_modules/.bin/deno}
+PY_REF=${PY_REF:-$REPO/../shared/reference/py_file_tcp.py}
+[ -f "$PY_REF" ] || PY_REF=/work/shared/reference/py_file_tcp.py
+OUT=$REPO/bench/out
+mkdir -p "$OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sb_bench_file.XXXXXX")
+ROOT=$WORK/root
+mkdir -p "$ROOT"
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { echo "[bench] $*" >&2; }
+
+gcc -O2 -pthread -o "$OUT/file_load" "$HERE/file_load.c"
+LOAD=$OUT/file_load
+
+log "creating test files in $ROOT"
+head -c $((1024 * 1024 * 1024)) /dev/urandom > "$ROOT/big.bin"
+head -c $((64 * 1024 * 1024)) /dev/urandom > "$ROOT/mid.bin"
+head -c $((1024 * 1024)) /dev/urandom > "$ROOT/one.bin"
+for i in $(seq 0 999); do head -c 4096 /dev/urandom > "$ROOT/$(printf 'f%04d.bin' "$i")"; done
+cat "$ROOT"/*.bin > /dev/null # warm the page cache
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+SB_PORT=$(free_port)
+SB_RAW_PORT=$(free_port)
+PY_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+cat > "$WORK/switchboard.toml" <<EOF
+[daemon]
+log_level = "info"
+
+[[listener]]
+name = "file"
+service = "file"
+listen = "127.0.0.1:$SB_PORT"
+root = "$ROOT"
+
+[[listener]]
+name = "file-raw"
+service = "file"
+listen = "127.0.0.1:$SB_RAW_PORT"
+root = "$ROOT"
+protocol = "raw"
+EOF
+"$DENO" run -A "$REPO/main.ts" serve -c "$WORK/switchboard.toml" 2> "$WORK/switchboard.log" &
+SB_PID=$!
+PIDS+=("$SB_PID")
+python3 "$PY_REF" "$PY_PORT" "$ROOT" &
+PIDS+=("$!")
+python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$ROOT" > /dev/null 2>&1 &
+PIDS+=("$!")
+for port in "$SB_PORT" "$SB_RAW_PORT" "$PY_PORT" "$HTTP_PORT"; do wait_port "$port"; done
+
+cpu_ms() { awk '{print ($14 + $15) * 10}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {print a[(NR+1)/2]} else {printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}}'; }
+
+declare -A BIG SMALL
+big_run() { # name command... ; appends GB/s
+  local name=$1
+  shift
+  local value
+  value=$("$@")
+  BIG[$name]+="$value"$'\n'
+}
+sb_big() { # sha flag
+  local before after result
+  before=$(cpu_ms "$SB_PID")
+  result=$("$LOAD" framed "$SB_PORT" big.bin 1 0 1 "$1")
+  after=$(cpu_ms "$SB_PID")
+  echo "$((after - before))" >> "$WORK/cpu_$1" # (runs in a subshell: a file, not a variable)
+  echo "$result" | field gb_per_s
+}
+curl_big() { curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$HTTP_PORT/big.bin" | awk '{printf "%.3f", $1 / 1e9}'; }
+cli_big() {
+  local start end
+  start=$(date +%s%N)
+  "$DENO" run -A "$REPO/main.ts" get "127.0.0.1:$SB_PORT" big.bin - > /dev/null
+  end=$(date +%s%N)
+  awk -v ns=$((end - start)) 'BEGIN {printf "%.3f", 1073741824 / ns}'
+}
+cat_big() {
+  local start end
+  start=$(date +%s%N)
+  cat "$ROOT/big.bin" > /dev/null
+  end=$(date +%s%N)
+  awk -v ns=$((end - start)) 'BEGIN {printf "%.3f", 1073741824 / ns}'
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  log "1 GiB round $round/$ROUNDS"
+  big_run "switchboard framed, sha256 off" sb_big nosha
+  big_run "Python reference (py_file_tcp.py)" bash -c "'$LOAD' raw $PY_PORT big.bin 1 0 1 | sed -n 's/.*gb_per_s=\([0-9.]*\).*/\1/p'"
+  big_run "switchboard framed, sha256 on" sb_big sha
+  big_run "python3 -m http.server + curl" curl_big
+  big_run "switchboard raw protocol" bash -c "'$LOAD' raw $SB_RAW_PORT big.bin 1 0 1 | sed -n 's/.*gb_per_s=\([0-9.]*\).*/\1/p'"
+  big_run "switchboard get ... - (CLI client, hashing)" cli_big
+  big_run "cat big.bin > /dev/null (ceiling)" cat_big
+done
+
+small_run() { # name mode port pattern
+  local result
+  result=$("$LOAD" "$2" "$3" "$4" 8 "$SMALL_SECONDS" 1000)
+  SMALL[$1]+="$(echo "$result" | field files_per_s)"$'\n'
+  local errors
+  errors=$(echo "$result" | sed -n 's/.*errors=\([0-9]*\).*/\1/p')
+  [ "$errors" = 0 ] || log "$1: $errors errors"
+}
+for round in $(seq 1 "$ROUNDS"); do
+  log "4 KiB files round $round/$ROUNDS"
+  small_run "switchboard framed, a connection per file" framed "$SB_PORT" f%04d.bin
+  small_run "Python reference (py_file_tcp.py)" raw "$PY_PORT" f%04d.bin
+  small_run "switchboard framed, a connection per client" framed-keep "$SB_PORT" f%04d.bin
+  small_run "python3 -m http.server (HTTP/1.0 GET)" http "$HTTP_PORT" f%04d.bin
+  small_run "switchboard raw protocol" raw "$SB_RAW_PORT" f%04d.bin
+done
+
+log "RSS across sizes"
+RSS_ROWS=""
+for file in one.bin mid.bin big.bin; do
+  for sha in nosha sha; do
+    base=$(rss_kib "$SB_PID")
+    peak=$base
+    "$LOAD" framed "$SB_PORT" "$file" 1 0 1 "$sha" > /dev/null &
+    load_pid=$!
+    while kill -0 "$load_pid" 2>/dev/null; do
+      now=$(rss_kib "$SB_PID")
+      [ "$now" -gt "$peak" ] && peak=$now
+      sleep 0.05
+    done
+    wait "$load_pid"
+    RSS_ROWS+="| $file | $([ "$sha" = sha ] && echo on || echo off) | $((base / 1024)) | $((peak / 1024)) | $(((peak - base) / 1024)) |"$'\n'
+  done
+done
+
+py_big=$(printf '%s' "${BIG["Python reference (py_file_tcp.py)"]}" | median)
+py_small=$(printf '%s' "${SMALL["Python reference (py_file_tcp.py)"]}" | median)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "n/a"}'; }
+
+echo "## File service benchmark — $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "Rounds: $ROUNDS, alternating servers; medians. Command: \`bench/run_file.sh $ROUNDS $SMALL_SECONDS\`."
+echo
+echo "### 1 GiB download (GB/s, one client)"
+echo
+echo "| server | median | vs Python | runs |"
+echo "|---|---|---|---|"
+for name in "switchboard framed, sha256 off" "switchboard framed, sha256 on" "switchboard raw protocol" \
+  "switchboard get ... - (CLI client, hashing)" "Python reference (py_file_tcp.py)" \
+  "python3 -m http.server + curl" "cat big.bin > /dev/null (ceiling)"; do
+  runs=$(printf '%s' "${BIG[$name]}" | tr '\n' ' ')
+  med=$(printf '%s' "${BIG[$name]}" | median)
+  echo "| $name | $med | $(ratio "$med" "$py_big") | $runs |"
+done
+echo
+echo "Daemon CPU per GiB sent (median ms, /proc utime+stime, all threads): sha256 off $(median < "$WORK/cpu_nosha"), sha256 on $(median < "$WORK/cpu_sha")."
+echo
+echo "### 4 KiB files, 8 clients (files/s, ${SMALL_SECONDS}s per run)"
+echo
+echo "| server | median | vs Python | runs |"
+echo "|---|---|---|---|"
+for name in "switchboard framed, a connection per file" "switchboard framed, a connection per client" \
+  "switchboard raw protocol" "Python reference (py_file_tcp.py)" "python3 -m http.server (HTTP/1.0 GET)"; do
+  runs=$(printf '%s' "${SMALL[$name]}" | tr '\n' ' ')
+  med=$(printf '%s' "${SMALL[$name]}" | median)
+  echo "| $name | $med | $(ratio "$med" "$py_small") | $runs |"
+done
+echo
+echo "### switchboard daemon RSS during one download (MiB)"
+echo
+echo "| file | sha256 | before | peak | growth |"
+echo "|---|---|---|---|---|"
+printf '%s' "$RSS_ROWS"
