@@ -8,7 +8,6 @@
  */
 
 import { basename, join } from "node:path";
-import { createHash, type Hash } from "node:crypto";
 import { parseVerbArgs, UsageError } from "./args.ts";
 import {
   connectFile,
@@ -24,7 +23,7 @@ import { Progress } from "./progress.ts";
 import type { Verb } from "./verb.ts";
 import { pump } from "../lib/chunk_pump.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
-import type { Sha256Job } from "../lib/sha256_pool.ts";
+import { type Sha256Job, Sha256Pool } from "../lib/sha256_pool.ts";
 import { writeAll } from "../lib/write_all.ts";
 import { FILE_DEFAULT_PORT } from "../handlers/file.ts";
 
@@ -48,18 +47,8 @@ On a terminal a progress bar (rate, ETA) is drawn on stderr.
 Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage.
 `;
 
-/** A running whole-file hash that pump can feed. */
-function hashJob(hash: Hash): Sha256Job {
-  return {
-    shared: false,
-    update(chunk) {
-      hash.update(chunk);
-      return undefined;
-    },
-    digest: () => Promise.resolve(hash.digest("hex")),
-    drop() {},
-  };
-}
+// Large downloads hash in a worker, beside the copy (as the daemon does).
+const hashes = new Sha256Pool();
 
 function statOrNull(path: string): Deno.FileInfo | null {
   try {
@@ -119,17 +108,17 @@ async function toStdout(
     const head = await client.expect("file");
     const size = head.size ?? 0;
     progress = Progress.forTerminal(name || remote, size);
-    const hash = createHash("sha256");
+    const hash = await hashes.job(size);
     const frames = client.frames;
     await pump({
       length: size,
       read: (view) => frames.readBody(view),
       write: (view) => writeAll(Deno.stdout, view),
-      hash: hashJob(hash),
+      hash,
       onChunk: (bytes) => progress?.add(bytes),
     });
     const end = await client.expect("end");
-    const sha256 = hash.digest("hex");
+    const sha256 = await hash.digest();
     if (end.sha256 !== sha256) {
       progress?.stop();
       return fail(
@@ -147,6 +136,7 @@ async function toStdout(
     return fail("get", describeFailure(error, address));
   } finally {
     client?.close();
+    hashes.close();
   }
 }
 
@@ -159,13 +149,13 @@ interface ToFile {
 }
 
 /** Hashes the first `length` bytes of a file (what a resume builds on). */
-async function hashPrefix(path: string, length: number, hash: Hash): Promise<void> {
+async function hashPrefix(path: string, length: number, hash: Sha256Job): Promise<void> {
   using file = await Deno.open(path, { read: true });
   await pump({
     length,
     read: (view) => file.read(view),
     write: () => Promise.resolve(),
-    hash: hashJob(hash),
+    hash,
   });
 }
 
@@ -178,13 +168,15 @@ async function toFile(options: ToFile): Promise<number> {
     if (existing?.isFile) await Deno.copyFile(target, part);
   }
   if (options.resume) offset = statOrNull(part)?.size ?? 0;
-  const hash = createHash("sha256");
+  let hash: Sha256Job | undefined;
   let progress: Progress | undefined;
   let client: FramedClient | undefined;
   let file: Deno.FsFile | undefined;
   let written = 0;
   let started = false;
   try {
+    // The remote length is not known yet: a worker pays off for large prefixes.
+    hash = await hashes.job(offset);
     if (offset > 0) await hashPrefix(part, offset, hash);
     file = await Deno.open(part, { write: true, create: true, truncate: offset === 0 });
     if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
@@ -202,6 +194,8 @@ async function toFile(options: ToFile): Promise<number> {
     started = true;
     const size = head.size ?? 0;
     const total = offset + size;
+    if (offset === 0) hash = await hashes.job(size);
+    const job = hash;
     progress = Progress.forTerminal(basename(target), total, offset);
     const frames = client.frames;
     const sink = file;
@@ -209,9 +203,9 @@ async function toFile(options: ToFile): Promise<number> {
       length: size,
       read: (view) => frames.readBody(view),
       write: (view) => writeAll(sink, view),
-      hash: hashJob(hash),
+      hash: job,
       // Whatever arrived is on disk when the connection breaks: --continue resumes there.
-      fill: false,
+      keepPartial: true,
       onChunk: (bytes) => {
         written += bytes;
         progress?.add(bytes);
@@ -226,7 +220,7 @@ async function toFile(options: ToFile): Promise<number> {
       expected = stat.sha256;
       expectedLength = typeof stat.length === "number" ? stat.length : -1;
     }
-    const sha256 = hash.digest("hex");
+    const sha256 = await job.digest();
     file.close();
     file = undefined;
     if (expected !== sha256 || expectedLength !== total) {
@@ -255,6 +249,7 @@ async function toFile(options: ToFile): Promise<number> {
     return fail("get", reason);
   } finally {
     client?.close();
+    hashes.close();
   }
 }
 

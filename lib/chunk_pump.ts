@@ -45,11 +45,16 @@ export interface PumpOptions {
   chunkSize?: number;
   /**
    * Whether each chunk is read full before it is written (fewer, larger
-   * writes). With false, whatever one read returns is written at once, so a
-   * source that fails mid-chunk loses nothing already received (a client
-   * keeping a partial download). @default {true}
+   * writes). With false, whatever one read returns is written at once.
+   * @default {true}
    */
   fill?: boolean;
+  /**
+   * When the source fails mid-chunk, write what that chunk already holds
+   * before rethrowing, so that nothing received is lost (a client keeping a
+   * partial download to resume). @default {false}
+   */
+  keepPartial?: boolean;
   /** Called after each chunk is written, with its length. */
   onChunk?(bytes: number): void;
 }
@@ -74,11 +79,16 @@ export async function pump(options: PumpOptions): Promise<void> {
   let requested = 0;
   const fill = async (view: Uint8Array, base: number): Promise<number> => {
     let got = 0;
-    do {
-      const n = await options.read(view.subarray(got));
-      if (n === null) throw new ShortSourceError(base + got, length);
-      got += n;
-    } while (whole && got < view.length);
+    try {
+      do {
+        const n = await options.read(view.subarray(got));
+        if (n === null) throw new ShortSourceError(base + got, length);
+        got += n;
+      } while (whole && got < view.length);
+    } catch (error) {
+      if (options.keepPartial && got > 0) throw new PartialChunk(view.subarray(0, got), error);
+      throw error;
+    }
     // A partial chunk: the rest is requested again by the next read.
     requested -= view.length - got;
     return got;
@@ -116,7 +126,21 @@ export async function pump(options: PumpOptions): Promise<void> {
     // Leave nothing running on the buffers: wait for the read in flight.
     if (reading) await reading.catch(() => {});
     await Promise.allSettled(hashed);
-    throw error;
+    if (!(error instanceof PartialChunk)) throw error;
+    // The source failed at the loop's head: every earlier chunk is written.
+    await options.write(error.chunk);
+    options.onChunk?.(error.chunk.length);
+    throw error.cause;
+  }
+}
+
+/** A source failure after part of a chunk had arrived (see `keepPartial`). */
+class PartialChunk extends Error {
+  readonly chunk: Uint8Array;
+
+  constructor(chunk: Uint8Array, cause: unknown) {
+    super("Source failed mid-chunk", { cause });
+    this.chunk = chunk;
   }
 }
 

@@ -144,6 +144,7 @@ export class Sha256Pool {
     const pending: PendingJob = { acks: [] };
     this.#jobs.set(id, pending);
     const post = (message: Sha256WorkerRequest): void => worker.postMessage(message);
+    let sharedBuffer: SharedArrayBuffer | undefined;
     return {
       shared: true,
       update: (chunk) => {
@@ -151,15 +152,13 @@ export class Sha256Pool {
           throw new TypeError("Cannot hash in the worker: chunk is not in shared memory");
         }
         if (!this.#jobs.has(id)) return Promise.reject(new Error("SHA-256 worker stopped"));
+        if (chunk.buffer !== sharedBuffer) {
+          sharedBuffer = chunk.buffer as SharedArrayBuffer;
+          post({ type: "buffer", id, buffer: sharedBuffer });
+        }
         return new Promise<void>((resolve, reject) => {
           pending.acks.push({ resolve, reject });
-          post({
-            type: "update",
-            id,
-            buffer: chunk.buffer as SharedArrayBuffer,
-            offset: chunk.byteOffset,
-            length: chunk.byteLength,
-          });
+          post({ type: "update", id, offset: chunk.byteOffset, length: chunk.byteLength });
         });
       },
       digest: () => {

@@ -117,6 +117,36 @@ Deno.test("pump without fill writes every byte received before the source failed
   assertEquals(out.bytes().length, 6000, "everything received was written");
 });
 
+Deno.test("pump with keepPartial writes the part of a chunk received before the source failed", async () => {
+  const data = patternBytes(10_000);
+  const out = sink();
+  let at = 0;
+  const failing = (view: Uint8Array): Promise<number | null> => {
+    if (at >= 6000) return Promise.reject(new Error("connection reset"));
+    const n = Math.min(1500, view.length);
+    view.set(data.subarray(at, at + n));
+    at += n;
+    return Promise.resolve(n);
+  };
+  let caught: unknown;
+  let counted = 0;
+  try {
+    await pump({
+      length: data.length,
+      read: failing,
+      write: out.write,
+      chunkSize: 4096,
+      keepPartial: true,
+      onChunk: (n) => counted += n,
+    });
+  } catch (error) {
+    caught = error;
+  }
+  assertEquals((caught as Error).message, "connection reset", "the source's error");
+  assertEquals([out.bytes().length, counted], [at, at], "everything received was written");
+  assert(out.bytes().every((b, i) => b === data[i]), "in order");
+});
+
 Deno.test("pump stops on a sink error without leaving a read or rejection behind", async () => {
   let reads = 0;
   const slowRead = async (view: Uint8Array): Promise<number> => {
