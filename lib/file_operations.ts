@@ -31,6 +31,7 @@ import {
   splitRequestPath,
 } from "./safe_path.ts";
 import type { Sha256Job, Sha256Pool } from "./sha256_pool.ts";
+import { StallWatch } from "./stall_watch.ts";
 
 /** The settings the operations need. */
 export interface FileOperationSettings {
@@ -248,6 +249,7 @@ export class FileOperations {
       }
       await conn.writeAll(head);
       const job = hashing ? await this.#hashes.job(length) : undefined;
+      const watch = new StallWatch(request.context);
       try {
         await pump({
           length,
@@ -257,7 +259,10 @@ export class FileOperations {
           // Without hashing, chunks that stay in the CPU cache between the
           // file read and the socket write are fastest here.
           chunkSize: job ? PUMP_CHUNK_SIZE : SYNC_READ_CHUNK,
-          onChunk: (bytes) => record.bytes += bytes,
+          onChunk: (bytes) => {
+            record.bytes += bytes;
+            watch.progress();
+          },
         });
       } catch (error) {
         job?.drop();
@@ -269,6 +274,8 @@ export class FileOperations {
         request.context.log.warn(`get aborted: ${reason}`, { path: record.path });
         await conn.closeWrite().catch(() => {});
         throw new AbortedTransfer(reason);
+      } finally {
+        watch[Symbol.dispose]();
       }
       const sha256 = job ? await job.digest() : undefined;
       await conn.writeAll(sha256 ? encodeFrame({ op: "end", sha256 }) : END_WITHOUT_HASH);
@@ -352,19 +359,25 @@ export class FileOperations {
     try {
       await this.#checkTemporary(upload, names);
       job = await this.#hashes.job(size);
-      await pump({
-        length: size,
-        read: (view) => frames.readBody(view),
-        write: async (view) => {
-          try {
-            await upload.write(view);
-          } catch (error) {
-            throw new DiskError(error);
-          }
-        },
-        hash: job,
-        onChunk: (bytes) => record.bytes += bytes,
-      });
+      {
+        using watch = new StallWatch(request.context);
+        await pump({
+          length: size,
+          read: (view) => frames.readBody(view),
+          write: async (view) => {
+            try {
+              await upload.write(view);
+            } catch (error) {
+              throw new DiskError(error);
+            }
+          },
+          hash: job,
+          onChunk: (bytes) => {
+            record.bytes += bytes;
+            watch.progress();
+          },
+        });
+      }
       sha256 = await job.digest();
       job = undefined;
       if (expected !== undefined && sha256 !== expected.toLowerCase()) {

@@ -21,6 +21,7 @@ import {
 import { isDisconnect } from "./net_errors.ts";
 import { MAX_PATH_BYTES, type PathRules, type ServedRoot, splitRequestPath } from "./safe_path.ts";
 import type { Connection, ConnectionContext } from "./service.ts";
+import { StallWatch } from "./stall_watch.ts";
 
 // A client that sends a name without a newline (as the course's client did)
 // is answered once it has been quiet this long.
@@ -104,12 +105,16 @@ export async function serveRawFile(
     if (entry.info.isDirectory) throw new RequestError("bad_request", "Is a directory");
     const { file, info } = root.openResolved(names, entry);
     try {
+      using watch = new StallWatch(context);
       await pump({
         length: info.size,
         read: readFileSync(file),
         chunkSize: SYNC_READ_CHUNK,
         write: (view) => conn.writeAll(view),
-        onChunk: (bytes) => record.bytes += bytes,
+        onChunk: (bytes) => {
+          record.bytes += bytes;
+          watch.progress();
+        },
       });
     } finally {
       file.close();

@@ -493,3 +493,27 @@ Deno.test("file frames several requests in one write and answers them in order",
   }
   assertEquals(ops, ["file", "end", "stat", "file", "end"], "replies");
 });
+
+Deno.test("file lets idle_timeout close a transfer whose client stopped reading or sending", async () => {
+  await using tree = await makeTree({ "big.bin": new Uint8Array(64 * 1024 * 1024) });
+  await using server = await fileServer(tree.root, 'allow_upload = true\nidle_timeout = "1s"');
+  {
+    using client = await connect(server);
+    await client.send({ op: "get", path: "big.bin", sha256: false });
+    await client.next(); // the header; the body is never read
+    await waitFor(
+      () => server.lines.some((l) => l.includes("op=get") && l.includes("path=big.bin")),
+      15_000,
+    );
+  }
+  {
+    using client = await connect(server);
+    await client.sendHeader({ op: "put", path: "stalled.bin", size: 8 * 1024 * 1024 });
+    await client.writeBody(new Uint8Array(1024 * 1024));
+    await waitFor(
+      () => server.lines.some((l) => l.includes("op=put") && l.includes("path=stalled.bin")),
+      15_000,
+    );
+  }
+  assertEquals(await walk(tree.root), ["big.bin"], "the stalled upload left nothing");
+});
