@@ -17,17 +17,18 @@ export const STALL_CHECK_MS = 2000;
 /** Watches one transfer; dispose it when the transfer ends. */
 export class StallWatch implements Disposable {
   #context: Pick<ConnectionContext, "setBusy">;
-  #timer: ReturnType<typeof setInterval>;
+  #timer?: ReturnType<typeof setInterval>;
   #moved = false;
   #stalled = false;
 
   /**
    * @param context the connection's context (for busy marking)
    * @param intervalMs how long without progress marks the connection idle
+   *   (0: no timer, {@linkcode StallWatch.check} is called by the owner)
    */
   constructor(context: Pick<ConnectionContext, "setBusy">, intervalMs = STALL_CHECK_MS) {
     this.#context = context;
-    this.#timer = setInterval(() => this.#check(), intervalMs);
+    if (intervalMs > 0) this.#timer = setInterval(() => this.check(), intervalMs);
   }
 
   /** Whether the transfer is currently considered stalled. */
@@ -35,7 +36,8 @@ export class StallWatch implements Disposable {
     return this.#stalled;
   }
 
-  #check(): void {
+  /** One check: no progress since the last one marks the transfer stalled. */
+  check(): void {
     if (!this.#moved && !this.#stalled) {
       this.#stalled = true;
       this.#context.setBusy(false);
