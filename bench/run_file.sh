@@ -32,6 +32,8 @@ PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # The daemon's log is kept for inspection.
+  [ -f "$WORK/switchboard.log" ] && cp "$WORK/switchboard.log" "$OUT/switchboard_file.log"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -93,6 +95,13 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {print a[(NR+1)/2]} else {printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}}'; }
 
+alive() {
+  kill -0 "$SB_PID" 2>/dev/null && return 0
+  log "the switchboard daemon died; its log is in $OUT/switchboard_file.log"
+  tail -20 "$WORK/switchboard.log" >&2
+  exit 1
+}
+
 declare -A BIG SMALL
 big_run() { # name command... ; appends GB/s
   local name=$1
@@ -134,6 +143,7 @@ for round in $(seq 1 "$ROUNDS"); do
   big_run "switchboard raw protocol" bash -c "'$LOAD' raw $SB_RAW_PORT big.bin 1 0 1 | sed -n 's/.*gb_per_s=\([0-9.]*\).*/\1/p'"
   big_run "switchboard get ... - (CLI client, hashing)" cli_big
   big_run "cat big.bin > /dev/null (ceiling)" cat_big
+  alive
 done
 
 small_run() { # name mode port pattern
@@ -143,6 +153,7 @@ small_run() { # name mode port pattern
   local errors
   errors=$(echo "$result" | sed -n 's/.*errors=\([0-9]*\).*/\1/p')
   [ "$errors" = 0 ] || log "$1: $errors errors"
+  alive
 }
 for round in $(seq 1 "$ROUNDS"); do
   log "4 KiB files round $round/$ROUNDS"

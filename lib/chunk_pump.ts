@@ -41,6 +41,12 @@ export interface PumpOptions {
   length: number;
   /** Reads into `view`; resolves with the count, or null at end. */
   read(view: Uint8Array): Promise<number | null>;
+  /**
+   * A synchronous version of `read` (a file): without a worker hash, one
+   * buffer is read and written in turn, with no read-ahead to manage (the
+   * read is immediate) — fewer promises per chunk, one buffer in cache.
+   */
+  readSync?(view: Uint8Array): number | null;
   /** Writes all of `view`. */
   write(view: Uint8Array): Promise<void>;
   /** Hashes every byte moved, in order. */
@@ -75,6 +81,7 @@ export async function pump(options: PumpOptions): Promise<void> {
   const { length, hash } = options;
   if (length === 0) return;
   const size = Math.max(1, Math.min(options.chunkSize ?? PUMP_CHUNK_SIZE, length));
+  if (options.readSync && !hash?.shared) return await pumpSync(options, options.readSync, size);
   const count = length <= size ? 1 : hash?.shared ? 4 : 2;
   const memory = hash?.shared ? new SharedArrayBuffer(size * count) : new ArrayBuffer(size * count);
   const views = Array.from({ length: count }, (_, i) => new Uint8Array(memory, i * size, size));
@@ -135,6 +142,30 @@ export async function pump(options: PumpOptions): Promise<void> {
     await options.write(error.chunk);
     options.onChunk?.(error.chunk.length);
     throw error.cause;
+  }
+}
+
+/** The loop for a synchronous source and an inline hash (or none). */
+async function pumpSync(
+  options: PumpOptions,
+  readSync: (view: Uint8Array) => number | null,
+  size: number,
+): Promise<void> {
+  const { length, hash } = options;
+  const buffer = new Uint8Array(size);
+  for (let moved = 0; moved < length;) {
+    const want = Math.min(size, length - moved);
+    let got = 0;
+    while (got < want) {
+      const n = readSync(buffer.subarray(got, want));
+      if (n === null) throw new ShortSourceError(moved + got, length);
+      got += n;
+    }
+    const chunk = buffer.subarray(0, got);
+    hash?.update(chunk);
+    await options.write(chunk);
+    moved += got;
+    options.onChunk?.(got);
   }
 }
 

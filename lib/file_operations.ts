@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { AtomicUpload, TargetExistsError } from "./atomic_upload.ts";
-import { pump, PUMP_CHUNK_SIZE, ShortSourceError } from "./chunk_pump.ts";
+import { pump, PUMP_CHUNK_SIZE, type PumpOptions, ShortSourceError } from "./chunk_pump.ts";
 import { listDirectory, mtimeMs } from "./dir_listing.ts";
 import {
   DEFAULT_MAX_HEADER_LENGTH,
@@ -132,10 +132,15 @@ export const SYNC_READ_CHUNK = 256 * 1024;
  * socket: ~240 ms of CPU against ~310 ms here); a cold, slow disk stalls
  * the event loop for the read's duration instead.
  * @param file an open file
- * @returns a read function for {@linkcode pump}
+ * @returns the read functions for {@linkcode pump}
  */
-export function readFileSync(file: Deno.FsFile): (view: Uint8Array) => Promise<number | null> {
-  return (view) => Promise.resolve(file.readSync(view));
+export function readFileSync(
+  file: Deno.FsFile,
+): Pick<PumpOptions, "read" | "readSync"> {
+  return {
+    read: (view) => Promise.resolve(file.readSync(view)),
+    readSync: (view) => file.readSync(view),
+  };
 }
 
 /** The disk failed while an upload was written. */
@@ -253,7 +258,7 @@ export class FileOperations {
       try {
         await pump({
           length,
-          read: readFileSync(file),
+          ...readFileSync(file),
           write: (view) => conn.writeAll(view),
           hash: job,
           // Without hashing, chunks that stay in the CPU cache between the
@@ -505,7 +510,7 @@ export class FileOperations {
       try {
         await pump({
           length: info.size,
-          read: readFileSync(file),
+          ...readFileSync(file),
           write: () => Promise.resolve(),
           hash: job,
         });

@@ -108,7 +108,7 @@ export async function serveRawFile(
       using watch = new StallWatch(context);
       await pump({
         length: info.size,
-        read: readFileSync(file),
+        ...readFileSync(file),
         chunkSize: SYNC_READ_CHUNK,
         write: (view) => conn.writeAll(view),
         onChunk: (bytes) => {

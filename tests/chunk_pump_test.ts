@@ -74,6 +74,48 @@ Deno.test("pump moves exactly the length, whatever the read sizes and chunk size
   }
 });
 
+Deno.test("pump with a synchronous source moves and hashes exactly the length", async (t) => {
+  const data = patternBytes(300_001, 3);
+  for (const chunkSize of [1000, 65536, 1 << 20]) {
+    await t.step(`chunks of ${chunkSize}`, async () => {
+      let at = 0;
+      const readSync = (view: Uint8Array): number | null => {
+        if (at === data.length) return null;
+        const n = Math.min(5000, view.length, data.length - at);
+        view.set(data.subarray(at, at + n));
+        at += n;
+        return n;
+      };
+      const out = sink();
+      const job = inlineSha256Job();
+      await pump({
+        length: 250_000,
+        read: () => Promise.reject(new Error("not used")),
+        readSync,
+        write: out.write,
+        hash: job,
+        chunkSize,
+      });
+      const expected = data.subarray(0, 250_000);
+      assert(out.bytes().every((b, i) => b === expected[i]), "content");
+      assertEquals(out.bytes().length, expected.length, "length");
+      assertEquals(await job.digest(), createHash("sha256").update(expected).digest("hex"), "hash");
+    });
+  }
+  let caught: unknown;
+  try {
+    await pump({
+      length: 10,
+      read: () => Promise.resolve(null),
+      readSync: () => null,
+      write: sink().write,
+    });
+  } catch (error) {
+    caught = error;
+  }
+  assert(caught instanceof ShortSourceError, "short synchronous source");
+});
+
 Deno.test("pump reports a source that ends early", async () => {
   let caught: unknown;
   try {
