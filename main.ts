@@ -8,6 +8,7 @@
 
 import { UsageError } from "./cli/args.ts";
 import { checkVerb } from "./cli/check.ts";
+import { cmdVerb } from "./cli/cmd.ts";
 import { echoVerb } from "./cli/echo.ts";
 import { getVerb } from "./cli/get.ts";
 import { lsVerb } from "./cli/ls.ts";
@@ -15,14 +16,17 @@ import { putVerb } from "./cli/put.ts";
 import { writeErr, writeOut } from "./cli/output.ts";
 import { serveVerb } from "./cli/serve.ts";
 import type { Verb } from "./cli/verb.ts";
+import { timeVerb } from "./cli/time.ts";
 import { versionVerb } from "./cli/version.ts";
 import { ExitCode } from "./lib/exit_codes.ts";
 
 /** Every verb, in the order usage lists them. */
-const VERBS: readonly Verb[] = [
+export const VERBS: readonly Verb[] = [
   serveVerb,
   checkVerb,
   echoVerb,
+  cmdVerb,
+  timeVerb,
   getVerb,
   putVerb,
   lsVerb,
