@@ -443,7 +443,10 @@ Deno.test("file logs every request at info with peer, op, path, bytes and outcom
     assert(get.includes(part), `missing ${part} in ${get}`);
   }
   const evil = server.lines.find((l) => l.includes("outcome=not_found"));
-  assert(evil && /evil(\\x1b|\\u001b)\[2J/.test(evil) && !evil.includes("\x1b"), `not escaped: ${evil}`);
+  assert(
+    evil && /evil(\\x1b|\\u001b)\[2J/.test(evil) && !evil.includes("\x1b"),
+    `not escaped: ${evil}`,
+  );
 });
 
 Deno.test("file serves concurrent gets correctly", async () => {
