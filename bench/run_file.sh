@@ -85,9 +85,11 @@ EOF
 SB_PID=$!
 PIDS+=("$SB_PID")
 python3 "$PY_REF" "$PY_PORT" "$ROOT" &
-PIDS+=("$!")
+PY_PID=$!
+PIDS+=("$PY_PID")
 python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$ROOT" > /dev/null 2>&1 &
-PIDS+=("$!")
+HTTP_PID=$!
+PIDS+=("$HTTP_PID")
 for port in "$SB_PORT" "$SB_RAW_PORT" "$PY_PORT" "$HTTP_PORT"; do wait_port "$port"; done
 
 cpu_ms() { awk '{print ($14 + $15) * 10}' "/proc/$1/stat"; }
@@ -102,66 +104,62 @@ alive() {
   exit 1
 }
 
-declare -A BIG SMALL
-big_run() { # name command... ; appends GB/s
-  local name=$1
-  shift
-  local value
+# Runs a load command while measuring the CPU time (ms) a server process uses.
+# Results go to files: the commands run in subshells.
+mkdir -p "$WORK/res"
+key() { echo "$1" | tr -c 'A-Za-z0-9' '_'; }
+record() { echo "$3" >> "$WORK/res/$1_$(key "$2")"; }
+values() { cat "$WORK/res/$1_$(key "$2")" 2>/dev/null || true; }
+
+big_run() { # name server_pid command...
+  local name=$1 pid=$2 before after value
+  shift 2
+  before=$([ "$pid" = - ] && echo 0 || cpu_ms "$pid")
   value=$("$@")
-  BIG[$name]+="$value"$'\n'
-}
-sb_big() { # sha flag
-  local before after result
-  before=$(cpu_ms "$SB_PID")
-  result=$("$LOAD" framed "$SB_PORT" big.bin 1 0 1 "$1")
-  after=$(cpu_ms "$SB_PID")
-  echo "$((after - before))" >> "$WORK/cpu_$1" # (runs in a subshell: a file, not a variable)
-  echo "$result" | field gb_per_s
+  after=$([ "$pid" = - ] && echo 0 || cpu_ms "$pid")
+  record big "$name" "$value"
+  [ "$pid" = - ] || record bigcpu "$name" "$((after - before))"
 }
 curl_big() { curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$HTTP_PORT/big.bin" | awk '{printf "%.3f", $1 / 1e9}'; }
-cli_big() {
+elapsed_gbps() { # command...: GB/s of 1 GiB over the command's wall time
   local start end
   start=$(date +%s%N)
-  "$DENO" run -A "$REPO/main.ts" get "127.0.0.1:$SB_PORT" big.bin - > /dev/null
-  end=$(date +%s%N)
-  awk -v ns=$((end - start)) 'BEGIN {printf "%.3f", 1073741824 / ns}'
-}
-cat_big() {
-  local start end
-  start=$(date +%s%N)
-  cat "$ROOT/big.bin" > /dev/null
+  "$@" > /dev/null
   end=$(date +%s%N)
   awk -v ns=$((end - start)) 'BEGIN {printf "%.3f", 1073741824 / ns}'
 }
 
 for round in $(seq 1 "$ROUNDS"); do
   log "1 GiB round $round/$ROUNDS"
-  big_run "switchboard framed, sha256 off" sb_big nosha
-  big_run "Python reference (py_file_tcp.py)" bash -c "'$LOAD' raw $PY_PORT big.bin 1 0 1 | sed -n 's/.*gb_per_s=\([0-9.]*\).*/\1/p'"
-  big_run "switchboard framed, sha256 on" sb_big sha
-  big_run "python3 -m http.server + curl" curl_big
-  big_run "switchboard raw protocol" bash -c "'$LOAD' raw $SB_RAW_PORT big.bin 1 0 1 | sed -n 's/.*gb_per_s=\([0-9.]*\).*/\1/p'"
-  big_run "switchboard get ... - (CLI client, hashing)" cli_big
-  big_run "cat big.bin > /dev/null (ceiling)" cat_big
+  big_run "switchboard framed, sha256 off" "$SB_PID" bash -c "'$LOAD' framed $SB_PORT big.bin 1 0 1 nosha | sed -n 's/.*gb_per_s=\([0-9.]*\).*/\1/p'"
+  big_run "Python reference (py_file_tcp.py)" "$PY_PID" bash -c "'$LOAD' raw $PY_PORT big.bin 1 0 1 | sed -n 's/.*gb_per_s=\([0-9.]*\).*/\1/p'"
+  big_run "switchboard framed, sha256 on" "$SB_PID" bash -c "'$LOAD' framed $SB_PORT big.bin 1 0 1 | sed -n 's/.*gb_per_s=\([0-9.]*\).*/\1/p'"
+  big_run "python3 -m http.server + curl" "$HTTP_PID" curl_big
+  big_run "switchboard raw protocol" "$SB_PID" bash -c "'$LOAD' raw $SB_RAW_PORT big.bin 1 0 1 | sed -n 's/.*gb_per_s=\([0-9.]*\).*/\1/p'"
+  big_run "switchboard get ... - (CLI client, hashing)" - elapsed_gbps "$DENO" run -A "$REPO/main.ts" get "127.0.0.1:$SB_PORT" big.bin -
+  big_run "cat big.bin > /dev/null (ceiling)" - elapsed_gbps cat "$ROOT/big.bin"
   alive
 done
 
-small_run() { # name mode port pattern
-  local result
-  result=$("$LOAD" "$2" "$3" "$4" 8 "$SMALL_SECONDS" 1000)
-  SMALL[$1]+="$(echo "$result" | field files_per_s)"$'\n'
-  local errors
+small_run() { # name server_pid mode port pattern
+  local result before after files errors
+  before=$(cpu_ms "$2")
+  result=$("$LOAD" "$3" "$4" "$5" 8 "$SMALL_SECONDS" 1000)
+  after=$(cpu_ms "$2")
+  files=$(echo "$result" | sed -n 's/.*files=\([0-9]*\).*/\1/p')
+  record small "$1" "$(echo "$result" | sed -n 's/.*files_per_s=\([0-9]*\).*/\1/p')"
+  [ "${files:-0}" -gt 0 ] && record smallcpu "$1" "$(((after - before) * 1000 / files))"
   errors=$(echo "$result" | sed -n 's/.*errors=\([0-9]*\).*/\1/p')
   [ "$errors" = 0 ] || log "$1: $errors errors"
   alive
 }
 for round in $(seq 1 "$ROUNDS"); do
   log "4 KiB files round $round/$ROUNDS"
-  small_run "switchboard framed, a connection per file" framed "$SB_PORT" f%04d.bin
-  small_run "Python reference (py_file_tcp.py)" raw "$PY_PORT" f%04d.bin
-  small_run "switchboard framed, a connection per client" framed-keep "$SB_PORT" f%04d.bin
-  small_run "python3 -m http.server (HTTP/1.0 GET)" http "$HTTP_PORT" f%04d.bin
-  small_run "switchboard raw protocol" raw "$SB_RAW_PORT" f%04d.bin
+  small_run "switchboard framed, a connection per file" "$SB_PID" framed "$SB_PORT" f%04d.bin
+  small_run "Python reference (py_file_tcp.py)" "$PY_PID" raw "$PY_PORT" f%04d.bin
+  small_run "switchboard framed, a connection per client" "$SB_PID" framed-keep "$SB_PORT" f%04d.bin
+  small_run "python3 -m http.server (HTTP/1.0 GET)" "$HTTP_PID" http "$HTTP_PORT" f%04d.bin
+  small_run "switchboard raw protocol" "$SB_PID" raw "$SB_RAW_PORT" f%04d.bin
 done
 
 log "RSS across sizes"
@@ -182,38 +180,38 @@ for file in one.bin mid.bin big.bin; do
   done
 done
 
-py_big=$(printf '%s' "${BIG["Python reference (py_file_tcp.py)"]}" | median)
-py_small=$(printf '%s' "${SMALL["Python reference (py_file_tcp.py)"]}" | median)
+py_big=$(values big "Python reference (py_file_tcp.py)" | median)
+py_small=$(values small "Python reference (py_file_tcp.py)" | median)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "n/a"}'; }
 
 echo "## File service benchmark — $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 echo "Rounds: $ROUNDS, alternating servers; medians. Command: \`bench/run_file.sh $ROUNDS $SMALL_SECONDS\`."
+echo "Server CPU is the server process's utime+stime (/proc, all threads) during the run: on a"
+echo "shared machine it is steadier than wall-clock rates."
 echo
 echo "### 1 GiB download (GB/s, one client)"
 echo
-echo "| server | median | vs Python | runs |"
-echo "|---|---|---|---|"
+echo "| server | median GB/s | vs Python | server CPU ms per GiB | runs (GB/s) |"
+echo "|---|---|---|---|---|"
 for name in "switchboard framed, sha256 off" "switchboard framed, sha256 on" "switchboard raw protocol" \
   "switchboard get ... - (CLI client, hashing)" "Python reference (py_file_tcp.py)" \
   "python3 -m http.server + curl" "cat big.bin > /dev/null (ceiling)"; do
-  runs=$(printf '%s' "${BIG[$name]}" | tr '\n' ' ')
-  med=$(printf '%s' "${BIG[$name]}" | median)
-  echo "| $name | $med | $(ratio "$med" "$py_big") | $runs |"
+  med=$(values big "$name" | median)
+  cpu=$(values bigcpu "$name" | median)
+  echo "| $name | $med | $(ratio "$med" "$py_big") | $cpu | $(values big "$name" | tr '\n' ' ')|"
 done
-echo
-echo "Daemon CPU per GiB sent (median ms, /proc utime+stime, all threads): sha256 off $(median < "$WORK/cpu_nosha"), sha256 on $(median < "$WORK/cpu_sha")."
 echo
 echo "### 4 KiB files, 8 clients (files/s, ${SMALL_SECONDS}s per run)"
 echo
-echo "| server | median | vs Python | runs |"
-echo "|---|---|---|---|"
+echo "| server | median files/s | vs Python | server CPU µs per file | runs (files/s) |"
+echo "|---|---|---|---|---|"
 for name in "switchboard framed, a connection per file" "switchboard framed, a connection per client" \
   "switchboard raw protocol" "Python reference (py_file_tcp.py)" "python3 -m http.server (HTTP/1.0 GET)"; do
-  runs=$(printf '%s' "${SMALL[$name]}" | tr '\n' ' ')
-  med=$(printf '%s' "${SMALL[$name]}" | median)
-  echo "| $name | $med | $(ratio "$med" "$py_small") | $runs |"
+  med=$(values small "$name" | median)
+  cpu=$(values smallcpu "$name" | median)
+  echo "| $name | $med | $(ratio "$med" "$py_small") | $cpu | $(values small "$name" | tr '\n' ' ')|"
 done
 echo
 echo "### switchboard daemon RSS during one download (MiB)"
