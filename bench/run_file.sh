@@ -32,8 +32,8 @@ PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  # The daemon's log is kept for inspection.
-  [ -f "$WORK/switchboard.log" ] && cp "$WORK/switchboard.log" "$OUT/switchboard_file.log"
+  # The end of the daemon's log is kept for inspection (it logs every request).
+  [ -f "$WORK/switchboard.log" ] && tail -n 2000 "$WORK/switchboard.log" > "$OUT/switchboard_file.log"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
