@@ -11,6 +11,9 @@ import { chatVerb } from "./cli/chat.ts";
 import { checkVerb } from "./cli/check.ts";
 import { cmdVerb } from "./cli/cmd.ts";
 import { echoVerb } from "./cli/echo.ts";
+import { getVerb } from "./cli/get.ts";
+import { lsVerb } from "./cli/ls.ts";
+import { putVerb } from "./cli/put.ts";
 import { writeErr, writeOut } from "./cli/output.ts";
 import { serveVerb } from "./cli/serve.ts";
 import type { Verb } from "./cli/verb.ts";
@@ -26,6 +29,9 @@ export const VERBS: readonly Verb[] = [
   chatVerb,
   cmdVerb,
   timeVerb,
+  getVerb,
+  putVerb,
+  lsVerb,
   versionVerb,
 ];
 

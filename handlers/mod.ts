@@ -9,6 +9,7 @@ import type { Service } from "../lib/service.ts";
 import { chatService } from "./chat.ts";
 import { cmdService } from "./cmd.ts";
 import { echoService } from "./echo.ts";
+import { fileService } from "./file.ts";
 import { timeService } from "./time.ts";
 
 /** Every built-in service, in the order `check` and `--help` list them. */
@@ -17,6 +18,7 @@ export const SERVICES: readonly Service[] = [
   chatService,
   cmdService,
   timeService,
+  fileService,
 ];
 
 /**

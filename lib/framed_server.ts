@@ -89,6 +89,11 @@ export interface ServeFramesOptions {
   token?: string;
   /** Longest header accepted. @default {65536} */
   maxHeaderLength?: number;
+  /**
+   * Called when the loop itself refuses a request (missing or unknown op,
+   * missing or wrong token) before any operation runs, e.g. to log it.
+   */
+  onRefused?: (header: FrameHeader, error: RequestError) => void;
 }
 
 /**
@@ -127,6 +132,7 @@ export async function serveFrames(
     }
     if (header === null) return;
     context.setBusy(true);
+    let dispatched = false;
     try {
       const op = header.op;
       if (typeof op !== "string" || op === "") {
@@ -140,6 +146,7 @@ export async function serveFrames(
         const known = Object.keys(options.operations).map((name) => `"${name}"`).join(", ");
         throw new RequestError("bad_request", `Unknown op "${op}" (expected ${known})`);
       }
+      dispatched = true;
       await operation({
         header: header as FrameHeader & { op: string },
         frames,
@@ -150,6 +157,7 @@ export async function serveFrames(
       if (frames.bodyRemaining > 0) await frames.skipBody();
     } catch (error) {
       if (error instanceof RequestError) {
+        if (!dispatched) options.onRefused?.(header, error);
         const remaining = frames.bodyRemaining;
         await send({ op: "error", code: error.code, message: error.message });
         if (remaining > MAX_DISCARDED_BODY || error.close) {

@@ -1,0 +1,79 @@
+/**
+ * What the file verbs (`get`, `put`, `ls`) share: the token, connecting,
+ * remote names, and one-line reasons for failures.
+ *
+ * @module
+ */
+
+import { type ClientAddress, parseClientAddress, UsageError } from "./args.ts";
+import { FramedClient, RemoteError } from "./framed_client.ts";
+import { FILE_DEFAULT_PORT } from "../handlers/file.ts";
+import { describeError } from "../lib/net_errors.ts";
+
+/** The option every file verb takes. */
+export const TOKEN_OPTION = { token: { type: "string" } } as const;
+
+/**
+ * The token from `--token` or `$SWITCHBOARD_TOKEN`.
+ * @param value the `--token` value, if given
+ * @returns the token, or undefined
+ */
+export function tokenFrom(value: string | boolean | undefined): string | undefined {
+  if (typeof value === "string") return value;
+  try {
+    return Deno.env.get("SWITCHBOARD_TOKEN") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Parses a file service address (bare host: port 7021).
+ * @param text the ADDR argument
+ * @returns host and port
+ * @throws {UsageError} when it is not an address
+ */
+export function fileAddress(text: string | undefined): ClientAddress {
+  if (text === undefined) throw new UsageError("missing ADDR");
+  return parseClientAddress(text, FILE_DEFAULT_PORT);
+}
+
+/**
+ * Connects to a file service.
+ * @param address host and port
+ * @param token sent with every request when set
+ * @returns the client
+ */
+export function connectFile(
+  address: ClientAddress,
+  token: string | undefined,
+): Promise<FramedClient> {
+  return FramedClient.connect(address, { token });
+}
+
+/**
+ * The last name of a remote path (`a/b.txt` → `b.txt`).
+ * @param path a remote path
+ * @returns the name, or "" for the root
+ */
+export function remoteBaseName(path: string): string {
+  const names = path.split("/").filter((name) => name !== "" && name !== ".");
+  return names.at(-1) ?? "";
+}
+
+/**
+ * One line saying why a file verb failed.
+ * @param error what was thrown
+ * @param address where we talked to
+ * @returns the reason
+ */
+export function describeFailure(error: unknown, address: ClientAddress): string {
+  if (error instanceof RemoteError) return `${error.message} (${error.code})`;
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return `cannot connect to ${address.hostname}:${address.port}: connection refused`;
+  }
+  if (error instanceof Error && error.name === "FrameError") {
+    return `the server's reply is malformed or cut short: ${error.message}`;
+  }
+  return describeError(error).replace(/^Error: /, "");
+}
