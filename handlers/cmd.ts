@@ -432,6 +432,12 @@ export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInst
           stdin: () => dropStray(session, "stdin"),
           eof: () => dropStray(session, "eof"),
         },
+        // Refusals before dispatch (bad token, unknown op) are worth a line:
+        // repeated unauthorized attempts are what fail2ban-like tools watch.
+        onRefused: (header, error) =>
+          context.log.info(`Request refused: ${error.code}`, {
+            op: typeof header.op === "string" ? header.op : "?",
+          }),
       });
     },
     close: async () => {

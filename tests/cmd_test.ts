@@ -212,6 +212,9 @@ Deno.test("cmd refuses a wrong or missing token, runs nothing, and stays usable"
     assert.equal(exitOf(await c.exec({ cmd: `touch ${marker}` })).code, 0);
     await Deno.stat(marker);
     assert.ok(!server.lines.some((line) => line.includes(TOKEN)), "the token is never logged");
+    const refusals = server.lines.filter((l) => l.includes("Request refused: unauthorized"));
+    assert.equal(refusals.length, 2, "each unauthorized attempt is logged");
+    assert.match(refusals[0]!, /listener=cmd peer=127\.0\.0\.1:\d+ op=exec$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
