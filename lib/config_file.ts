@@ -8,7 +8,6 @@
 
 import { resolve } from "node:path";
 import { type Config, ConfigError, parseConfig } from "./config.ts";
-import { findService } from "../handlers/mod.ts";
 
 /** Where a config comes from. */
 export type ConfigSource =
@@ -86,7 +85,6 @@ export function defaultConfig(environment: ConfigEnvironment = {}): DefaultConfi
   const notes: string[] = [];
   const listeners: string[] = [];
   const add = (fields: Record<string, string | boolean>): void => {
-    if (!findService(fields.service as string)) return;
     listeners.push(
       "[[listener]]\n" +
         Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n"),
