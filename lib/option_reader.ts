@@ -100,6 +100,11 @@ export class OptionReader {
     return this.#options.prefix;
   }
 
+  /** Every key an accessor has asked for so far (the keys valid in this table). */
+  get knownKeys(): string[] {
+    return [...this.#known];
+  }
+
   /** The number of problems recorded so far (by every reader of the file). */
   get problemCount(): number {
     return this.#options.problems.length;
