@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# TCP echo benchmark: switchboard's echo listener against a single-threaded C
+# epoll server (the baseline), the Python asyncio reference servers and, for
+# large messages, socat and ncat. Servers are measured in alternation, several
+# rounds in one run (the machine is shared and noisy), and the summary reports
+# medians, spread and ratios against the C server.
+#
+# usage: bench/run_echo.sh            (from anywhere; about 8 minutes)
+# env:   ROUNDS=5 WARMUP=1 DURATION=5 SCENARIOS="small large memory"
+#        SMALL_SERVERS="switchboard c py_proto py_streams"
+#        LARGE_SERVERS="switchboard c py_proto py_streams socat ncat"
+#        MEMORY_SERVERS="switchboard py_proto py_streams c"
+#        SMALL="50 64" LARGE="8 16384" IDLE_CONNS=1000
+# Raw figures go to bench/out/echo_<time>.txt, the summary to stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+WARMUP=${WARMUP:-1}
+DURATION=${DURATION:-5}
+SCENARIOS=${SCENARIOS:-small large memory}
+SMALL_SERVERS=${SMALL_SERVERS:-switchboard c py_proto py_streams}
+LARGE_SERVERS=${LARGE_SERVERS:-switchboard c py_proto py_streams socat ncat}
+MEMORY_SERVERS=${MEMORY_SERVERS:-switchboard py_proto py_streams c}
+read -r SMALL_CONNS SMALL_SIZE <<<"${SMALL:-50 64}"
+read -r LARGE_CONNS LARGE_SIZE <<<"${LARGE:-8 16384}"
+IDLE_CONNS=${IDLE_CONNS:-1000}
+DENO=node_modules/.bin/deno
+PY_ECHO=/work/shared/reference/py_echo_tcp.py
+OUT=bench/out
+mkdir -p "$OUT"
+RAW="$OUT/echo_$(date +%Y%m%d_%H%M%S).txt"
+TMP=$(mktemp -d)
+
+gcc -O2 -Wall -Wextra -o "$OUT/echo_load" bench/echo_load.c
+gcc -O2 -Wall -Wextra -o "$OUT/c_echo_server" bench/c_echo_server.c
+
+declare -A PID PORT
+cleanup() {
+  for name in "${!PID[@]}"; do stop_server "$name"; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # PORT PID: until a connection is accepted (at most 30 s)
+  for _ in $(seq 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    kill -0 "$2" 2>/dev/null || { echo "server (pid $2) died before listening" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "port $1 never answered" >&2
+  return 1
+}
+
+start_server() { # NAME: starts it on a fresh port, waits until it answers
+  local name=$1 port
+  port=$(free_port)
+  case $name in
+    switchboard)
+      printf '[daemon]\nlog_level = "warn"\n\n[[listener]]\nname = "echo"\nservice = "echo"\nlisten = "127.0.0.1:%s"\nmax_connections = %s\n' \
+        "$port" $((IDLE_CONNS + 100)) >"$TMP/switchboard.toml"
+      "$DENO" run -A main.ts serve -c "$TMP/switchboard.toml" &
+      ;;
+    c) "$OUT/c_echo_server" "$port" & ;;
+    py_proto) python3 "$PY_ECHO" "$port" proto & ;;
+    py_streams) python3 "$PY_ECHO" "$port" streams & ;;
+    socat) socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" EXEC:cat & ;;
+    ncat) ncat -k -l 127.0.0.1 "$port" -e /bin/cat & ;;
+    *) echo "unknown server $name" >&2; return 1 ;;
+  esac
+  PID[$name]=$!
+  PORT[$name]=$port
+  wait_port "$port" "${PID[$name]}"
+}
+
+stop_server() { # NAME: SIGTERM, then SIGKILL after 15 s
+  local name=$1 pid=${PID[$1]:-}
+  [[ -n $pid ]] || return 0
+  unset "PID[$name]"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "$name (pid $pid) ignored SIGTERM for 15 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+rotate() { # ROUND WORDS...: the words rotated left by ROUND-1, so no server always goes first
+  local r=$1; shift
+  local words=("$@") n=$# i
+  for ((i = 0; i < n; i++)); do printf '%s ' "${words[$(((i + r - 1) % n))]}"; done
+}
+
+load() { # SCENARIO ROUND SERVER CONNS SIZE
+  local line
+  line=$("$OUT/echo_load" -c "$4" -s "$5" -w "$WARMUP" -d "$DURATION" "${PORT[$3]}")
+  line="scenario=$1 round=$2 server=$3 load1=$(cut -d' ' -f1 /proc/loadavg) $line"
+  echo "$line" | tee -a "$RAW"
+}
+
+throughput() { # SCENARIO CONNS SIZE SERVERS...
+  local scenario=$1 conns=$2 size=$3; shift 3
+  local servers=("$@") name r
+  for name in "${servers[@]}"; do start_server "$name"; done
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for name in $(rotate "$r" "${servers[@]}"); do load "$scenario" "$r" "$name" "$conns" "$size"; done
+  done
+  for name in "${servers[@]}"; do stop_server "$name"; done
+}
+
+memory() { # SERVERS...: a fresh server per measurement
+  local name r line
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for name in $(rotate "$r" "$@"); do
+      start_server "$name"
+      sleep 1
+      line=$("$OUT/echo_load" -m "${PID[$name]}" -c "$IDLE_CONNS" -s 64 -t 2 "${PORT[$name]}")
+      echo "scenario=memory round=$r server=$name $line" | tee -a "$RAW"
+      stop_server "$name"
+    done
+  done
+}
+
+{
+  echo "# $(date -Is) $(uname -srm) nproc=$(nproc) deno=$("$DENO" --version | head -1)"
+  echo "# ROUNDS=$ROUNDS WARMUP=$WARMUP DURATION=$DURATION SMALL=$SMALL_CONNS×$SMALL_SIZE LARGE=$LARGE_CONNS×$LARGE_SIZE IDLE_CONNS=$IDLE_CONNS"
+  echo "# commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lib handlers || echo ' + uncommitted changes')"
+} | tee "$RAW"
+for scenario in $SCENARIOS; do
+  case $scenario in
+    small) throughput small "$SMALL_CONNS" "$SMALL_SIZE" $SMALL_SERVERS ;;
+    large) throughput large "$LARGE_CONNS" "$LARGE_SIZE" $LARGE_SERVERS ;;
+    memory) memory $MEMORY_SERVERS ;;
+    *) echo "unknown scenario $scenario" >&2; exit 64 ;;
+  esac
+done
+echo
+python3 bench/summarize_echo.py "$RAW"
