@@ -1,11 +1,14 @@
 /* echo_load: closed-loop TCP echo load generator (one thread, epoll), and an
  * idle-connection memory probe. Built by bench/run_echo.sh; nothing compiled is committed.
  *
- * Load:   echo_load [-c CONNS] [-s SIZE] [-w WARMUP_S] [-d DURATION_S] [HOST:]PORT
+ * Load:   echo_load [-c CONNS] [-s SIZE] [-w WARMUP_S] [-d DURATION_S] [-p PID] [HOST:]PORT
  *   Each connection writes SIZE bytes, reads exactly SIZE bytes back (checked
  *   against what it sent), records the round trip's latency, and starts again.
  *   Only round trips that end inside the measured window (after the warm-up)
  *   count. MB/s is echoed payload per second (one direction, 10^6 bytes).
+ *   With -p, also the CPU time the server process PID (all its threads, not
+ *   its children) used in the measured window: server_cpu_pct (100 = one
+ *   core) and server_us_per_rt; client_cpu_pct is this program's own.
  *
  * Memory: echo_load -m PID [-c CONNS] [-s SIZE] [-t SETTLE_S] [HOST:]PORT
  *   Reads VmRSS of PID, opens CONNS connections that each do one round trip
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +70,31 @@ static long vm_rss_kib(int pid) {
     if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
   fclose(f);
   return kib;
+}
+
+/* utime + stime of a whole process, in seconds (fields 14 and 15 of /proc/PID/stat). */
+static double cpu_seconds(int pid) {
+  char path[64], text[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) die(path);
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[len] = 0;
+  char *p = strrchr(text, ')'); /* the command name may contain spaces */
+  unsigned long utime = 0, stime = 0;
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
+    errno = 0;
+    die("cannot parse /proc/PID/stat");
+  }
+  return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_seconds(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
+         (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
 }
 
 static int connect_to(struct sockaddr_in *addr) {
@@ -142,22 +171,23 @@ static void start_round_trip(int ep, struct conn *c, const unsigned char *msg, s
 }
 
 int main(int argc, char **argv) {
-  int conns = 50, pid = 0, opt;
+  int conns = 50, pid = 0, memory = 0, opt;
   size_t size = 64;
   double warmup = 1, duration = 5, settle = 2;
-  while ((opt = getopt(argc, argv, "c:s:w:d:m:t:")) != -1) {
+  while ((opt = getopt(argc, argv, "c:s:w:d:m:p:t:")) != -1) {
     switch (opt) {
       case 'c': conns = atoi(optarg); break;
       case 's': size = (size_t)atol(optarg); break;
       case 'w': warmup = atof(optarg); break;
       case 'd': duration = atof(optarg); break;
-      case 'm': pid = atoi(optarg); break;
+      case 'm': pid = atoi(optarg); memory = 1; break;
+      case 'p': pid = atoi(optarg); break;
       case 't': settle = atof(optarg); break;
       default: fprintf(stderr, "usage: see the comment at the top of echo_load.c\n"); return 64;
     }
   }
   if (optind != argc - 1 || conns < 1 || size < 1 || duration <= 0) {
-    fprintf(stderr, "usage: echo_load [-c CONNS] [-s SIZE] [-w S] [-d S] [-m PID -t S] [HOST:]PORT\n");
+    fprintf(stderr, "usage: echo_load [-c CONNS] [-s SIZE] [-w S] [-d S] [-p PID] [-m PID -t S] [HOST:]PORT\n");
     return 64;
   }
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -168,7 +198,7 @@ int main(int argc, char **argv) {
     target = colon + 1;
   }
   addr.sin_port = htons((uint16_t)atoi(target));
-  if (pid) return memory_probe(&addr, pid, conns, size, settle);
+  if (pid && memory) return memory_probe(&addr, pid, conns, size, settle);
 
   unsigned char *msg = malloc(size), *scratch = malloc(size < 65536 ? size : 65536);
   struct conn *cs = calloc((size_t)conns, sizeof *cs);
@@ -190,10 +220,17 @@ int main(int argc, char **argv) {
   for (int i = 0; i < conns; i++) start_round_trip(ep, &cs[i], msg, size);
   struct epoll_event evs[256];
   uint64_t now = t0;
+  int measuring = 0;
+  double server_cpu0 = 0, client_cpu0 = 0;
   while (now < end) {
     int k = epoll_wait(ep, evs, 256, 100);
     if (k < 0 && errno != EINTR) die("epoll_wait");
     now = now_ns();
+    if (!measuring && now >= measure_from) {
+      measuring = 1;
+      server_cpu0 = pid ? cpu_seconds(pid) : 0;
+      client_cpu0 = self_cpu_seconds();
+    }
     for (int i = 0; i < k; i++) {
       struct conn *c = evs[i].data.ptr;
       if ((evs[i].events & EPOLLOUT) && c->sent < size) {
@@ -230,14 +267,20 @@ int main(int argc, char **argv) {
     }
   }
   double secs = duration;
+  double server_cpu = pid ? cpu_seconds(pid) - server_cpu0 : 0, client_cpu = self_cpu_seconds() - client_cpu0;
   qsort(lat, n, sizeof *lat, cmp_u64);
   double sum = 0;
   for (size_t i = 0; i < n; i++) sum += (double)lat[i];
   printf("conns=%d size=%zu secs=%.1f round_trips=%zu rt_per_s=%.0f mb_per_s=%.2f "
-         "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f\n",
+         "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f client_cpu_pct=%.0f",
          conns, size, secs, n, (double)n / secs, (double)n * (double)size / secs / 1e6,
          pct_us(lat, n, 0.50), pct_us(lat, n, 0.99), pct_us(lat, n, 0.999),
-         n ? (double)lat[n - 1] / 1000.0 : 0, n ? sum / (double)n / 1000.0 : 0);
+         n ? (double)lat[n - 1] / 1000.0 : 0, n ? sum / (double)n / 1000.0 : 0,
+         client_cpu / secs * 100);
+  if (pid)
+    printf(" server_cpu_pct=%.0f server_us_per_rt=%.2f", server_cpu / secs * 100,
+           n ? server_cpu * 1e6 / (double)n : 0);
+  printf("\n");
   for (int i = 0; i < conns; i++) close(cs[i].fd);
   return 0;
 }

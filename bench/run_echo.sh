@@ -10,7 +10,8 @@
 #        SMALL_SERVERS="switchboard c py_proto py_streams"
 #        LARGE_SERVERS="switchboard c py_proto py_streams socat ncat"
 #        MEMORY_SERVERS="switchboard py_proto py_streams c"
-#        SMALL="50 64" LARGE="8 16384" IDLE_CONNS=1000
+#        (also available: deno_bare, a plain Deno read/write loop with a 2 KiB buffer)
+#        SMALL="50 64" LARGE="8 16384" IDLE_CONNS=1000 PIN=0
 # Raw figures go to bench/out/echo_<time>.txt, the summary to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,12 @@ MEMORY_SERVERS=${MEMORY_SERVERS:-switchboard py_proto py_streams c}
 read -r SMALL_CONNS SMALL_SIZE <<<"${SMALL:-50 64}"
 read -r LARGE_CONNS LARGE_SIZE <<<"${LARGE:-8 16384}"
 IDLE_CONNS=${IDLE_CONNS:-1000}
+# PIN=1 runs servers on CPU 1 and the load generator on CPU 0 (taskset), so the
+# scheduler cannot put both on one core; PIN=0 (default) lets it place them.
+# On a shared machine pinning hurts: a pinned process cannot flee a busy core.
+PIN=${PIN:-0}
+SERVER_CPU="" CLIENT_CPU=""
+if [[ $PIN == 1 ]]; then SERVER_CPU="taskset -c 1" CLIENT_CPU="taskset -c 0"; fi
 DENO=node_modules/.bin/deno
 PY_ECHO=/work/shared/reference/py_echo_tcp.py
 OUT=bench/out
@@ -63,13 +70,14 @@ start_server() { # NAME: starts it on a fresh port, waits until it answers
     switchboard)
       printf '[daemon]\nlog_level = "warn"\n\n[[listener]]\nname = "echo"\nservice = "echo"\nlisten = "127.0.0.1:%s"\nmax_connections = %s\n' \
         "$port" $((IDLE_CONNS + 100)) >"$TMP/switchboard.toml"
-      "$DENO" run -A main.ts serve -c "$TMP/switchboard.toml" &
+      $SERVER_CPU "$DENO" run -A main.ts serve -c "$TMP/switchboard.toml" &
       ;;
-    c) "$OUT/c_echo_server" "$port" & ;;
-    py_proto) python3 "$PY_ECHO" "$port" proto & ;;
-    py_streams) python3 "$PY_ECHO" "$port" streams & ;;
-    socat) socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" EXEC:cat & ;;
-    ncat) ncat -k -l 127.0.0.1 "$port" -e /bin/cat & ;;
+    deno_bare) $SERVER_CPU "$DENO" run -A bench/deno_echo_bare.ts "$port" 2048 & ;;
+    c) $SERVER_CPU "$OUT/c_echo_server" "$port" & ;;
+    py_proto) $SERVER_CPU python3 "$PY_ECHO" "$port" proto & ;;
+    py_streams) $SERVER_CPU python3 "$PY_ECHO" "$port" streams & ;;
+    socat) $SERVER_CPU socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" EXEC:cat & ;;
+    ncat) $SERVER_CPU ncat -k -l 127.0.0.1 "$port" -e /bin/cat & ;;
     *) echo "unknown server $name" >&2; return 1 ;;
   esac
   PID[$name]=$!
@@ -98,7 +106,7 @@ rotate() { # ROUND WORDS...: the words rotated left by ROUND-1, so no server alw
 
 load() { # SCENARIO ROUND SERVER CONNS SIZE
   local line
-  line=$("$OUT/echo_load" -c "$4" -s "$5" -w "$WARMUP" -d "$DURATION" "${PORT[$3]}")
+  line=$($CLIENT_CPU "$OUT/echo_load" -c "$4" -s "$5" -w "$WARMUP" -d "$DURATION" -p "${PID[$3]}" "${PORT[$3]}")
   line="scenario=$1 round=$2 server=$3 load1=$(cut -d' ' -f1 /proc/loadavg) $line"
   echo "$line" | tee -a "$RAW"
 }
@@ -119,7 +127,7 @@ memory() { # SERVERS...: a fresh server per measurement
     for name in $(rotate "$r" "$@"); do
       start_server "$name"
       sleep 1
-      line=$("$OUT/echo_load" -m "${PID[$name]}" -c "$IDLE_CONNS" -s 64 -t 2 "${PORT[$name]}")
+      line=$($CLIENT_CPU "$OUT/echo_load" -m "${PID[$name]}" -c "$IDLE_CONNS" -s 64 -t 2 "${PORT[$name]}")
       echo "scenario=memory round=$r server=$name $line" | tee -a "$RAW"
       stop_server "$name"
     done
@@ -128,7 +136,7 @@ memory() { # SERVERS...: a fresh server per measurement
 
 {
   echo "# $(date -Is) $(uname -srm) nproc=$(nproc) deno=$("$DENO" --version | head -1)"
-  echo "# ROUNDS=$ROUNDS WARMUP=$WARMUP DURATION=$DURATION SMALL=$SMALL_CONNS×$SMALL_SIZE LARGE=$LARGE_CONNS×$LARGE_SIZE IDLE_CONNS=$IDLE_CONNS"
+  echo "# PIN=$PIN ROUNDS=$ROUNDS WARMUP=$WARMUP DURATION=$DURATION SMALL=$SMALL_CONNS×$SMALL_SIZE LARGE=$LARGE_CONNS×$LARGE_SIZE IDLE_CONNS=$IDLE_CONNS"
   echo "# commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lib handlers || echo ' + uncommitted changes')"
 } | tee "$RAW"
 for scenario in $SCENARIOS; do

@@ -5,6 +5,8 @@ usage: python3 bench/summarize_echo.py bench/out/echo_<time>.txt
 Throughput: per server, the median of the rounds (min–max in brackets) and
 the median of the per-round ratios against the C server measured in the
 same round (pairing rounds cancels much of the machine's noise).
+Server CPU is the server process's own (socat and ncat fork a child per
+connection, which is not counted).
 Memory: RSS added by the idle connections, median (min–max).
 """
 
@@ -51,8 +53,9 @@ def throughput(rows, scenario):
     for r in rows:
         by_server[r["server"]].append(r)
     print("| server | round trips/s median (min–max) | × C (median of per-round ratios) "
-          "| MB/s | p50 µs | p99 µs median (worst) | per-round round trips/s |")
-    print("|---|---|---|---|---|---|---|")
+          "| MB/s | p50 µs | p99 µs median (worst) | server CPU % | server CPU µs per round trip "
+          "| per-round round trips/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for server, runs in by_server.items():
         rts = [r["rt_per_s"] for r in runs]
         ratios = [r["rt_per_s"] / c_by_round[r["round"]] for r in runs if r["round"] in c_by_round]
@@ -61,6 +64,8 @@ def throughput(rows, scenario):
         print(f"| {server} | {spread(rts)} | {ratio} | {statistics.median(r['mb_per_s'] for r in runs):,.1f} "
               f"| {statistics.median(r['p50_us'] for r in runs):,.0f} "
               f"| {statistics.median(p99s):,.0f} ({max(p99s):,.0f}) "
+              f"| {statistics.median(r.get('server_cpu_pct', 0) for r in runs):.0f} "
+              f"| {statistics.median(r.get('server_us_per_rt', 0) for r in runs):.2f} "
               f"| {', '.join(f'{v:,.0f}' for v in rts)} |")
     sb = by_server.get("switchboard")
     if sb and scenario == "small" and c_by_round:
