@@ -16,7 +16,7 @@ import { versionVerb } from "./cli/version.ts";
 import { ExitCode } from "./lib/exit_codes.ts";
 
 /** Every verb, in the order usage lists them. */
-const VERBS: readonly Verb[] = [
+export const VERBS: readonly Verb[] = [
   serveVerb,
   checkVerb,
   echoVerb,

@@ -6,16 +6,12 @@
  */
 
 import { parseVerbArgs, UsageError } from "./args.ts";
-import type { Verb } from "./verb.ts";
 import { writeOut } from "./output.ts";
-import { type Config, ConfigError } from "../lib/config.ts";
-import { type ConfigSource, findConfigSource, loadConfig } from "../lib/config_file.ts";
+import type { Verb } from "./verb.ts";
+import { findConfigSource } from "../lib/config_file.ts";
+import { runDaemon } from "../lib/daemon.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { Logger } from "../lib/log.ts";
-import { formatProblem } from "../lib/option_reader.ts";
-import { StartFailure, Supervisor } from "../lib/supervisor.ts";
-import { describeError } from "../lib/net_errors.ts";
-import { VERSION } from "../lib/version.ts";
 
 const HELP = `Usage: switchboard serve [-c FILE]
 
@@ -35,20 +31,6 @@ Exit codes: 0 stopped cleanly, 64 usage, 71 a listener cannot bind,
 78 bad configuration.
 `;
 
-function describeSource(source: ConfigSource): string {
-  return source.kind === "embedded" ? "the embedded default" : source.path;
-}
-
-async function load(source: ConfigSource, log: Logger): Promise<Config | undefined> {
-  try {
-    return await loadConfig(source);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    for (const problem of error.problems) log.error(formatProblem(problem));
-    return undefined;
-  }
-}
-
 /**
  * Runs the daemon.
  * @param args arguments after `serve`
@@ -62,79 +44,8 @@ async function runServe(args: string[]): Promise<number> {
     return ExitCode.Ok;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const log = new Logger();
   const source = findConfigSource(values.config as string | undefined);
-  const config = await load(source, log);
-  if (!config) {
-    log.error(`Configuration is invalid (${describeSource(source)}); nothing was started`);
-    return ExitCode.Config;
-  }
-  log.configure({ level: config.daemon.logLevel, format: config.daemon.logFormat });
-  for (const note of config.notes) log.info(note);
-
-  const supervisor = new Supervisor({ log });
-  try {
-    await supervisor.apply(config);
-  } catch (error) {
-    if (!(error instanceof StartFailure)) throw error;
-    for (const failure of error.failures) log.error(failure.message);
-    const bind = error.failures.some((failure) => failure.phase === "bind");
-    return bind ? ExitCode.OsError : ExitCode.Config;
-  }
-  log.info(`switchboard ${VERSION} ready`, {
-    config: describeSource(source),
-    listeners: supervisor.listeners.length,
-  });
-
-  const stop = Promise.withResolvers<string>();
-  let interrupts = 0;
-  let shutdownTimeoutMs = config.daemon.shutdownTimeoutMs;
-  const onTerm = (): void => stop.resolve("SIGTERM");
-  const onInt = (): void => {
-    interrupts++;
-    if (interrupts > 1) {
-      log.warn("Second SIGINT: exiting now");
-      Deno.exit(ExitCode.Interrupted);
-    }
-    stop.resolve("SIGINT");
-  };
-  const onHup = (): void => {
-    void (async () => {
-      log.info("SIGHUP: reloading configuration", { config: describeSource(source) });
-      const next = await load(source, log);
-      if (!next) {
-        log.error("Reload refused: the new configuration is invalid; keeping the current one");
-        return;
-      }
-      try {
-        const summary = await supervisor.apply(next);
-        log.configure({ level: next.daemon.logLevel, format: next.daemon.logFormat });
-        shutdownTimeoutMs = next.daemon.shutdownTimeoutMs;
-        for (const note of next.notes) log.info(note);
-        log.info("Reloaded", {
-          added: summary.added.length,
-          changed: summary.changed.length,
-          kept: summary.kept.length,
-          removed: summary.removed.length,
-        });
-      } catch (error) {
-        if (!(error instanceof StartFailure)) throw error;
-        for (const failure of error.failures) log.error(failure.message);
-        log.error("Reload failed; keeping the current configuration");
-      }
-    })().catch((error) => log.error(`Reload failed: ${describeError(error)}`));
-  };
-  Deno.addSignalListener("SIGTERM", onTerm);
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGHUP", onHup);
-  const signal = await stop.promise;
-  log.info(`${signal}: stopping`, { timeout_ms: shutdownTimeoutMs });
-  await supervisor.shutdown(shutdownTimeoutMs);
-  Deno.removeSignalListener("SIGTERM", onTerm);
-  Deno.removeSignalListener("SIGHUP", onHup);
-  // SIGINT stays handled until exit, so a second one still forces it.
-  log.info("Stopped");
-  return ExitCode.Ok;
+  return await runDaemon({ source, log: new Logger() });
 }
 
 /** The `serve` verb. */

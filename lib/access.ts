@@ -23,6 +23,11 @@ export function parseCidr(text: string): string {
 function toRange(text: string): Range {
   const trimmed = text.trim();
   try {
+    const written = trimmed.split("/")[0]!;
+    // ipaddr.js also takes legacy forms such as "10.0.0"; rules must be exact.
+    if (!written.includes(":") && !ipaddr.IPv4.isValidFourPartDecimal(written)) {
+      throw new SyntaxError("not a dotted-quad address");
+    }
     if (trimmed.includes("/")) {
       const [address, bits] = ipaddr.parseCIDR(trimmed);
       return [unmap(address), address.kind() === "ipv6" && isMapped(address) ? bits - 96 : bits];

@@ -34,6 +34,9 @@ export interface ListenAddress {
  */
 export function parseListenAddress(text: string): ListenAddress {
   const match = /^(?:\[([^\]]*)\]|([^:\[\]]*)):(\d{1,5})$/.exec(text.trim());
+  if (!match && !text.includes("[") && (text.match(/:/g) ?? []).length > 1) {
+    throw new SyntaxError(`Cannot parse address "${text}": write IPv6 as [addr]:port`);
+  }
   if (!match) {
     throw new SyntaxError(
       `Cannot parse address "${text}": expected "host:port", "[v6]:port" or ":port"`,

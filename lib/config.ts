@@ -28,6 +28,8 @@ export interface DaemonConfig {
   logFormat: LogFormat;
   /** How long a graceful stop waits for work in flight, in ms. */
   shutdownTimeoutMs: number;
+  /** Where to serve `/metrics` and `/healthz` over HTTP, if anywhere. */
+  metrics?: ListenAddress;
 }
 
 /** One `[[listener]]`, validated. */
@@ -158,6 +160,17 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
   }
   root.reportUnknown();
   checkDuplicates(listeners, reader(document, ""));
+  const metrics = daemon.metrics;
+  const clash = metrics &&
+    listeners.find((l) =>
+      l.enabled && l.transport === "tcp" && addressesOverlap(l.address, metrics)
+    );
+  if (clash) {
+    reader(daemonTable ?? {}, "daemon").problem(
+      "metrics",
+      `overlaps the tcp listener "${clash.name}" (${clash.listen}, line ${clash.line ?? "?"})`,
+    );
+  }
   if (problems.length > 0) {
     problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
     throw new ConfigError(problems);
@@ -196,6 +209,14 @@ function readDaemon(reader: OptionReader, present: boolean): DaemonConfig {
     }) as LogFormat,
     shutdownTimeoutMs: reader.duration("shutdown_timeout", { default: "10s", max: 3_600_000 }),
   };
+  const metrics = reader.string("metrics");
+  if (metrics !== undefined) {
+    try {
+      daemon.metrics = parseListenAddress(metrics);
+    } catch (error) {
+      reader.problem("metrics", (error as Error).message);
+    }
+  }
   if (present) reader.reportUnknown();
   return daemon;
 }

@@ -72,8 +72,10 @@ function detectJournal(): boolean {
 }
 
 function renderValue(value: string | number | boolean | null): string {
-  const text = escapeControl(String(value));
-  return text === "" || /[\s"=]/.test(text) ? JSON.stringify(text) : text;
+  const text = String(value);
+  // JSON quoting escapes C0 controls; escapeControl then catches DEL and C1.
+  const quote = text === "" || /[\s"=\\]/.test(text) || escapeControl(text) !== text;
+  return escapeControl(quote ? JSON.stringify(text) : text);
 }
 
 /**

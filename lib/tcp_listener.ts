@@ -94,9 +94,16 @@ export class TcpListener implements RunningListener {
     return this.#listener.addr;
   }
 
-  /** Counters since start. */
+  /** Counters since start, including the bytes of connections still open. */
   get stats(): ListenerStats {
-    return { ...this.#stats, active: this.#active };
+    const stats = { ...this.#stats, active: this.#active };
+    for (const generation of [this.#generation, ...this.#old]) {
+      for (const { conn } of generation.connections) {
+        stats.bytesIn += conn.bytesIn;
+        stats.bytesOut += conn.bytesOut;
+      }
+    }
+    return stats;
   }
 
   #newGeneration(config: ListenerConfig, instance: ServiceInstance): Generation {

@@ -129,6 +129,9 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
   });
   const child = command.spawn();
   const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+  // Collect output while stdin is written: a large input must not deadlock
+  // against a child whose stdout pipe is full.
+  const collecting = child.output();
   if (options.stdin !== undefined) {
     const writer = child.stdin.getWriter();
     const data = typeof options.stdin === "string"
@@ -137,7 +140,7 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
     await writer.write(data).catch(() => {});
     await writer.close().catch(() => {});
   }
-  const output = await child.output();
+  const output = await collecting;
   clearTimeout(timer);
   const decoder = new TextDecoder();
   return {
@@ -260,4 +263,165 @@ export async function udpReceive(
     return null;
   }
   return result[0];
+}
+
+/** A `switchboard serve` subprocess with its log lines. */
+export interface Daemon extends AsyncDisposable {
+  /** The child process. */
+  child: Deno.ChildProcess;
+  /** Log lines (stderr) so far. */
+  lines: string[];
+  /** The port a listener bound, from its "Listening on" line. */
+  port(name: string): number;
+  /** Waits for a log line matching `pattern`. */
+  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Waits for exit (bounded; SIGKILL after the timeout). */
+  exit(timeoutMs?: number): Promise<Deno.CommandStatus>;
+}
+
+/** Options for {@linkcode spawnDaemon}. */
+export interface SpawnDaemonOptions {
+  /** Working directory. @default {a fresh temp dir is NOT made; ROOT} */
+  cwd?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Wait for the "ready" line before returning. @default {true} */
+  waitReady?: boolean;
+}
+
+/**
+ * Starts `main.ts serve` with `args` as a subprocess, collecting its log.
+ * @param args arguments after `serve` (e.g. `["-c", path]`)
+ * @param options working directory, environment, readiness wait
+ * @returns the running daemon; dispose it to make sure it is gone
+ */
+export async function spawnDaemon(
+  args: string[],
+  options: SpawnDaemonOptions = {},
+): Promise<Daemon> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "serve", ...args],
+    cwd: options.cwd ?? ROOT,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  const pump = (async () => {
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of child.stderr) {
+      pending += decoder.decode(chunk, { stream: true });
+      const parts = pending.split("\n");
+      pending = parts.pop()!;
+      lines.push(...parts);
+      for (const wake of waiters) wake();
+    }
+    if (pending) lines.push(pending);
+    for (const wake of waiters) wake();
+  })();
+  let status: Deno.CommandStatus | undefined;
+  const exited = child.status.then((s) => {
+    status = s;
+    for (const wake of waiters) wake();
+    return s;
+  });
+  const waitForLine = async (pattern: RegExp, timeoutMs = 10_000): Promise<string> => {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const found = lines.find((line) => pattern.test(line));
+      if (found) return found;
+      if (status || performance.now() > deadline) {
+        throw new Error(`No log line matching ${pattern}; log:\n${lines.join("\n")}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.max(1, deadline - performance.now()));
+        function done(): void {
+          clearTimeout(timer);
+          waiters.delete(done);
+          resolve();
+        }
+        waiters.add(done);
+      });
+    }
+  };
+  const exit = async (timeoutMs = 15_000): Promise<Deno.CommandStatus> => {
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }, timeoutMs);
+    try {
+      const result = await exited;
+      await pump;
+      return result;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const daemon: Daemon = {
+    child,
+    lines,
+    port(name: string): number {
+      const pattern = new RegExp(`Listening on .*:(\\d+)/(tcp|udp) listener=${name}( |$)`);
+      const line = lines.find((l) => pattern.test(l));
+      if (!line) throw new Error(`No listener "${name}" in log:\n${lines.join("\n")}`);
+      return Number(pattern.exec(line)![1]);
+    },
+    waitForLine,
+    exit,
+    async [Symbol.asyncDispose](): Promise<void> {
+      if (!status) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+      await exit();
+    },
+  };
+  if (options.waitReady ?? true) {
+    try {
+      await waitForLine(/switchboard \S+ ready/);
+    } catch (error) {
+      await daemon[Symbol.asyncDispose]();
+      throw error;
+    }
+  }
+  return daemon;
+}
+
+/**
+ * Writes a config file into a fresh temp dir.
+ * @param toml the config text
+ * @returns the file's path and a disposer that removes the dir
+ */
+export async function tempConfig(
+  toml: string,
+): Promise<{ path: string; dir: string } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "switchboard-test-" });
+  const path = `${dir}/switchboard.toml`;
+  await Deno.writeTextFile(path, toml);
+  return {
+    path,
+    dir,
+    async [Symbol.asyncDispose](): Promise<void> {
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/**
+ * Renders one `[[listener]]` table from its keys (values as TOML via JSON).
+ * @param fields the listener's keys and values
+ * @returns the TOML text, ending with a newline
+ */
+export function listenerToml(fields: Record<string, unknown>): string {
+  return "[[listener]]\n" +
+    Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n";
 }

@@ -1,0 +1,170 @@
+/**
+ * Prometheus text exposition of the listeners' counters, served over HTTP
+ * at `/metrics`, with `/healthz` for liveness probes.
+ *
+ * @module
+ */
+
+import { formatHostPort, type ListenAddress } from "./address.ts";
+import type { ListenerStatus } from "./supervisor.ts";
+
+/** Daemon-wide facts shown beside the listeners' counters. */
+export interface DaemonFacts {
+  /** switchboard's version. */
+  version: string;
+  /** Successful reloads since start. */
+  reloads: number;
+  /** Reloads refused or rolled back since start. */
+  failedReloads: number;
+  /** Process start, ms since the epoch. */
+  startedAt: number;
+}
+
+function label(value: string): string {
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+}
+
+interface Family {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  value: (listener: ListenerStatus) => number | undefined;
+}
+
+const FAMILIES: readonly Family[] = [
+  {
+    name: "switchboard_connections_accepted_total",
+    type: "counter",
+    help: "TCP connections accepted and handed to the service.",
+    value: (l) => l.transport === "tcp" ? l.stats.accepted : undefined,
+  },
+  {
+    name: "switchboard_connections_refused_total",
+    type: "counter",
+    help: "TCP connections closed at once because max_connections was reached.",
+    value: (l) => l.transport === "tcp" ? l.stats.refused : undefined,
+  },
+  {
+    name: "switchboard_connections_active",
+    type: "gauge",
+    help: "TCP connections open now.",
+    value: (l) => l.transport === "tcp" ? l.stats.active : undefined,
+  },
+  {
+    name: "switchboard_denied_total",
+    type: "counter",
+    help: "Connections or datagrams refused by allow/deny rules.",
+    value: (l) => l.stats.denied,
+  },
+  {
+    name: "switchboard_datagrams_total",
+    type: "counter",
+    help: "UDP datagrams handed to the service.",
+    value: (l) => l.stats.datagrams,
+  },
+  {
+    name: "switchboard_datagrams_dropped_total",
+    type: "counter",
+    help: "UDP datagrams dropped (reflection-prone source port or access rules).",
+    value: (l) => l.stats.dropped,
+  },
+  {
+    name: "switchboard_received_bytes_total",
+    type: "counter",
+    help: "Bytes received from peers.",
+    value: (l) => l.stats.bytesIn,
+  },
+  {
+    name: "switchboard_sent_bytes_total",
+    type: "counter",
+    help: "Bytes sent to peers.",
+    value: (l) => l.stats.bytesOut,
+  },
+];
+
+/**
+ * Renders the Prometheus text format (version 0.0.4).
+ * @param listeners the running listeners and their counters
+ * @param facts version, reload counts, start time
+ * @returns the exposition text
+ */
+export function renderMetrics(listeners: readonly ListenerStatus[], facts: DaemonFacts): string {
+  const lines: string[] = [
+    "# HELP switchboard_build_info Version of the running daemon.",
+    "# TYPE switchboard_build_info gauge",
+    `switchboard_build_info{version="${label(facts.version)}"} 1`,
+    "# HELP switchboard_start_time_seconds Start time of the daemon since the Unix epoch.",
+    "# TYPE switchboard_start_time_seconds gauge",
+    `switchboard_start_time_seconds ${(facts.startedAt / 1000).toFixed(3)}`,
+    "# HELP switchboard_reloads_total Configuration reloads by result.",
+    "# TYPE switchboard_reloads_total counter",
+    `switchboard_reloads_total{result="ok"} ${facts.reloads}`,
+    `switchboard_reloads_total{result="failed"} ${facts.failedReloads}`,
+    "# HELP switchboard_listener_info Running listeners.",
+    "# TYPE switchboard_listener_info gauge",
+  ];
+  const labels = (l: ListenerStatus): string =>
+    `listener="${label(l.name)}",service="${label(l.service)}",transport="${l.transport}"`;
+  for (const listener of listeners) {
+    const address = formatHostPort(listener.addr.hostname, listener.addr.port);
+    lines.push(`switchboard_listener_info{${labels(listener)},address="${label(address)}"} 1`);
+  }
+  for (const family of FAMILIES) {
+    lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
+    for (const listener of listeners) {
+      const value = family.value(listener);
+      if (value !== undefined) lines.push(`${family.name}{${labels(listener)}} ${value}`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** What the metrics endpoint reads on each scrape. */
+export interface MetricsSource {
+  /** The running listeners. */
+  listeners(): readonly ListenerStatus[];
+  /** Daemon-wide facts. */
+  facts(): DaemonFacts;
+}
+
+/** A running metrics endpoint. */
+export interface MetricsServer extends AsyncDisposable {
+  /** The bound address. */
+  addr: Deno.NetAddr;
+  /** Stops serving. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `/metrics` and `/healthz` on `address`.
+ * @param address where to listen
+ * @param source what to report
+ * @returns the running server
+ * @throws {Deno.errors.AddrInUse} and other bind errors
+ */
+export function serveMetrics(address: ListenAddress, source: MetricsSource): MetricsServer {
+  const controller = new AbortController();
+  const server = Deno.serve({
+    hostname: address.hostname,
+    port: address.port,
+    signal: controller.signal,
+    onListen: () => {},
+  }, (request) => {
+    const { pathname } = new URL(request.url);
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("Method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+    }
+    if (pathname === "/metrics") {
+      return new Response(renderMetrics(source.listeners(), source.facts()), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
+    }
+    if (pathname === "/healthz") return new Response("ok\n");
+    return new Response("Not found: try /metrics or /healthz\n", { status: 404 });
+  });
+  const close = async (): Promise<void> => {
+    controller.abort();
+    await server.finished;
+  };
+  return { addr: server.addr as Deno.NetAddr, close, [Symbol.asyncDispose]: close };
+}
