@@ -10,7 +10,9 @@
 #        SMALL_SERVERS="switchboard c py_proto py_streams"
 #        LARGE_SERVERS="switchboard c py_proto py_streams socat ncat"
 #        MEMORY_SERVERS="switchboard py_proto py_streams c"
-#        (also available: deno_bare, a plain Deno read/write loop with a 2 KiB buffer)
+#        (also available: deno_bare, a plain Deno read/write loop with a 2 KiB buffer;
+#        switchboard_ref, switchboard from the checkout SB_REF=DIR, e.g. the
+#        commit before an optimisation: git archive REV | tar -x -C DIR)
 #        SMALL="50 64" LARGE="8 16384" IDLE_CONNS=1000 PIN=0
 # Raw figures go to bench/out/echo_<time>.txt, the summary to stdout.
 set -euo pipefail
@@ -71,6 +73,11 @@ start_server() { # NAME: starts it on a fresh port, waits until it answers
       printf '[daemon]\nlog_level = "warn"\n\n[[listener]]\nname = "echo"\nservice = "echo"\nlisten = "127.0.0.1:%s"\nmax_connections = %s\n' \
         "$port" $((IDLE_CONNS + 100)) >"$TMP/switchboard.toml"
       $SERVER_CPU "$DENO" run -A main.ts serve -c "$TMP/switchboard.toml" &
+      ;;
+    switchboard_ref) # the same daemon from another checkout, for before/after figures
+      printf '[daemon]\nlog_level = "warn"\n\n[[listener]]\nname = "echo"\nservice = "echo"\nlisten = "127.0.0.1:%s"\nmax_connections = %s\n' \
+        "$port" $((IDLE_CONNS + 100)) >"$TMP/switchboard_ref.toml"
+      (cd "$SB_REF" && exec $SERVER_CPU "$OLDPWD/$DENO" run -A main.ts serve -c "$TMP/switchboard_ref.toml") &
       ;;
     deno_bare) $SERVER_CPU "$DENO" run -A bench/deno_echo_bare.ts "$port" 2048 & ;;
     c) $SERVER_CPU "$OUT/c_echo_server" "$port" & ;;
