@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # TCP echo benchmark: switchboard's echo listener against a single-threaded C
-# epoll server (the baseline), the Python asyncio reference servers and, for
-# large messages, socat and ncat. Servers are measured in alternation, several
+# epoll server (the baseline), a plain Deno read/write loop, the Python asyncio
+# reference servers, xinetd's built-in echo and, for large messages, socat and
+# ncat. Servers are measured in alternation, several
 # rounds in one run (the machine is shared and noisy), and the summary reports
 # medians, spread and ratios against the C server.
 #
-# usage: bench/run_echo.sh            (from anywhere; about 8 minutes)
+# usage: bench/run_echo.sh            (from anywhere; about 11 minutes)
 # env:   ROUNDS=5 WARMUP=1 DURATION=5 SCENARIOS="small large memory"
-#        SMALL_SERVERS="switchboard c py_proto py_streams"
-#        LARGE_SERVERS="switchboard c py_proto py_streams socat ncat"
-#        MEMORY_SERVERS="switchboard py_proto py_streams c"
-#        (also available: deno_bare, a plain Deno read/write loop with a 2 KiB buffer;
+#        SMALL_SERVERS="switchboard deno_bare c py_proto py_streams xinetd"
+#        LARGE_SERVERS="switchboard deno_bare c py_proto py_streams xinetd socat ncat"
+#        MEMORY_SERVERS="switchboard deno_bare py_proto py_streams c"
+#        (deno_bare is bench/deno_echo_bare.ts: a fixed 2 KiB buffer, 64 KiB for large
+#        messages; also available:
 #        switchboard_ref, switchboard from the checkout SB_REF=DIR, e.g. the
 #        commit before an optimisation: git archive REV | tar -x -C DIR)
 #        SMALL="50 64" LARGE="8 16384" IDLE_CONNS=1000 PIN=0
@@ -22,9 +24,9 @@ ROUNDS=${ROUNDS:-5}
 WARMUP=${WARMUP:-1}
 DURATION=${DURATION:-5}
 SCENARIOS=${SCENARIOS:-small large memory}
-SMALL_SERVERS=${SMALL_SERVERS:-switchboard c py_proto py_streams}
-LARGE_SERVERS=${LARGE_SERVERS:-switchboard c py_proto py_streams socat ncat}
-MEMORY_SERVERS=${MEMORY_SERVERS:-switchboard py_proto py_streams c}
+SMALL_SERVERS=${SMALL_SERVERS:-switchboard deno_bare c py_proto py_streams xinetd}
+LARGE_SERVERS=${LARGE_SERVERS:-switchboard deno_bare c py_proto py_streams xinetd socat ncat}
+MEMORY_SERVERS=${MEMORY_SERVERS:-switchboard deno_bare py_proto py_streams c}
 read -r SMALL_CONNS SMALL_SIZE <<<"${SMALL:-50 64}"
 read -r LARGE_CONNS LARGE_SIZE <<<"${LARGE:-8 16384}"
 IDLE_CONNS=${IDLE_CONNS:-1000}
@@ -79,12 +81,17 @@ start_server() { # NAME: starts it on a fresh port, waits until it answers
         "$port" $((IDLE_CONNS + 100)) >"$TMP/switchboard_ref.toml"
       (cd "$SB_REF" && exec $SERVER_CPU "$OLDPWD/$DENO" run -A main.ts serve -c "$TMP/switchboard_ref.toml") &
       ;;
-    deno_bare) $SERVER_CPU "$DENO" run -A bench/deno_echo_bare.ts "$port" 2048 & ;;
+    deno_bare) $SERVER_CPU "$DENO" run -A bench/deno_echo_bare.ts "$port" "$BARE_BUFFER" & ;;
     c) $SERVER_CPU "$OUT/c_echo_server" "$port" & ;;
     py_proto) $SERVER_CPU python3 "$PY_ECHO" "$port" proto & ;;
     py_streams) $SERVER_CPU python3 "$PY_ECHO" "$port" streams & ;;
     socat) $SERVER_CPU socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" EXEC:cat & ;;
     ncat) $SERVER_CPU ncat -k -l 127.0.0.1 "$port" -e /bin/cat & ;;
+    xinetd) # its built-in echo; it forks a child per connection
+      printf 'defaults\n{\n\tinstances = UNLIMITED\n\tper_source = UNLIMITED\n\tcps = 100000 1\n}\nservice echo\n{\n\ttype = INTERNAL UNLISTED\n\tid = echo-stream\n\tsocket_type = stream\n\tprotocol = tcp\n\tport = %s\n\tbind = 127.0.0.1\n\twait = no\n\tuser = %s\n}\n' \
+        "$port" "$(id -un)" >"$TMP/xinetd.conf"
+      $SERVER_CPU xinetd -dontfork -stayalive -filelog "$TMP/xinetd.log" -f "$TMP/xinetd.conf" 2>/dev/null &
+      ;;
     *) echo "unknown server $name" >&2; return 1 ;;
   esac
   PID[$name]=$!
@@ -148,9 +155,9 @@ memory() { # SERVERS...: a fresh server per measurement
 } | tee "$RAW"
 for scenario in $SCENARIOS; do
   case $scenario in
-    small) throughput small "$SMALL_CONNS" "$SMALL_SIZE" $SMALL_SERVERS ;;
-    large) throughput large "$LARGE_CONNS" "$LARGE_SIZE" $LARGE_SERVERS ;;
-    memory) memory $MEMORY_SERVERS ;;
+    small) BARE_BUFFER=2048 throughput small "$SMALL_CONNS" "$SMALL_SIZE" $SMALL_SERVERS ;;
+    large) BARE_BUFFER=65536 throughput large "$LARGE_CONNS" "$LARGE_SIZE" $LARGE_SERVERS ;;
+    memory) BARE_BUFFER=2048 memory $MEMORY_SERVERS ;;
     *) echo "unknown scenario $scenario" >&2; exit 64 ;;
   esac
 done

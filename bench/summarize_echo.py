@@ -5,8 +5,8 @@ usage: python3 bench/summarize_echo.py bench/out/echo_<time>.txt
 Throughput: per server, the median of the rounds (min–max in brackets) and
 the median of the per-round ratios against the C server measured in the
 same round (pairing rounds cancels much of the machine's noise).
-Server CPU is the server process's own (socat and ncat fork a child per
-connection, which is not counted).
+Server CPU is the server process's own (xinetd, socat and ncat fork a child
+per connection, which is not counted, so they show "–").
 Memory: RSS added by the idle connections, median (min–max).
 """
 
@@ -17,6 +17,7 @@ from collections import defaultdict
 SMALL_TARGET = 0.8  # × the C server's round trips/s
 LARGE_P99_US = 5000
 MEMORY_KIB = 16 * 1024
+FORKING = {"xinetd", "socat", "ncat"}  # their per-connection children are not measured
 
 
 def parse(path):
@@ -61,11 +62,14 @@ def throughput(rows, scenario):
         ratios = [r["rt_per_s"] / c_by_round[r["round"]] for r in runs if r["round"] in c_by_round]
         ratio = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})" if ratios else "–"
         p99s = [r["p99_us"] for r in runs]
+        cpu_pct = cpu_rt = "–"
+        if server not in FORKING and "server_cpu_pct" in runs[0]:
+            cpu_pct = f"{statistics.median(r['server_cpu_pct'] for r in runs):.0f}"
+            cpu_rt = f"{statistics.median(r['server_us_per_rt'] for r in runs):.2f}"
         print(f"| {server} | {spread(rts)} | {ratio} | {statistics.median(r['mb_per_s'] for r in runs):,.1f} "
               f"| {statistics.median(r['p50_us'] for r in runs):,.0f} "
               f"| {statistics.median(p99s):,.0f} ({max(p99s):,.0f}) "
-              f"| {statistics.median(r.get('server_cpu_pct', 0) for r in runs):.0f} "
-              f"| {statistics.median(r.get('server_us_per_rt', 0) for r in runs):.2f} "
+              f"| {cpu_pct} | {cpu_rt} "
               f"| {', '.join(f'{v:,.0f}' for v in rts)} |")
     sb = by_server.get("switchboard")
     if sb and scenario == "small" and c_by_round:
