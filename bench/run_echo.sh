@@ -70,6 +70,9 @@ wait_port() { # PORT PID: until a connection is accepted (at most 30 s)
 start_server() { # NAME: starts it on a fresh port, waits until it answers
   local name=$1 port
   port=$(free_port)
+  # The server's stderr goes to its log (Python prints a traceback for every
+  # connection the load generator resets), shown if it dies.
+  exec 3>&2 2>>"$TMP/$name.log"
   case $name in
     switchboard)
       printf '[daemon]\nlog_level = "warn"\n\n[[listener]]\nname = "echo"\nservice = "echo"\nlisten = "127.0.0.1:%s"\nmax_connections = %s\n' \
@@ -92,8 +95,9 @@ start_server() { # NAME: starts it on a fresh port, waits until it answers
         "$port" "$(id -un)" >"$TMP/xinetd.conf"
       $SERVER_CPU xinetd -dontfork -stayalive -filelog "$TMP/xinetd.log" -f "$TMP/xinetd.conf" 2>/dev/null &
       ;;
-    *) echo "unknown server $name" >&2; return 1 ;;
+    *) exec 2>&3 3>&-; echo "unknown server $name" >&2; return 1 ;;
   esac
+  exec 2>&3 3>&-
   PID[$name]=$!
   PORT[$name]=$port
   wait_port "$port" "${PID[$name]}"
@@ -118,11 +122,34 @@ rotate() { # ROUND WORDS...: the words rotated left by ROUND-1, so no server alw
   for ((i = 0; i < n; i++)); do printf '%s ' "${words[$(((i + r - 1) % n))]}"; done
 }
 
-load() { # SCENARIO ROUND SERVER CONNS SIZE
+# Runs a measurement of server NAME (the command sees its pid and port as $PID_ and
+# $PORT_). If it fails because the server died (on this shared machine other
+# people's clean-ups have killed it), says so, restarts it and tries once more.
+measure() { # NAME COMMAND...
+  local name=$1 attempt
+  shift
+  for attempt in 1 2; do
+    PID_=${PID[$name]} PORT_=${PORT[$name]}
+    if "$@"; then return 0; fi
+    if kill -0 "${PID[$name]}" 2>/dev/null; then return 1; fi
+    echo "$name (pid ${PID[$name]}) died during the measurement; end of its log:" >&2
+    tail -n 5 "$TMP/$name.log" >&2
+    echo "# $name died during a measurement and was restarted" >>"$RAW"
+    wait "${PID[$name]}" 2>/dev/null || true
+    unset "PID[$name]"
+    if [[ $attempt == 1 ]]; then start_server "$name" && sleep 1; fi
+  done
+  return 1
+}
+
+run_load() { # SCENARIO ROUND NAME CONNS SIZE
   local line
-  line=$($CLIENT_CPU "$OUT/echo_load" -c "$4" -s "$5" -w "$WARMUP" -d "$DURATION" -p "${PID[$3]}" "${PORT[$3]}")
-  line="scenario=$1 round=$2 server=$3 load1=$(cut -d' ' -f1 /proc/loadavg) $line"
-  echo "$line" | tee -a "$RAW"
+  line=$($CLIENT_CPU "$OUT/echo_load" -c "$4" -s "$5" -w "$WARMUP" -d "$DURATION" -p "$PID_" "$PORT_") || return 1
+  echo "scenario=$1 round=$2 server=$3 load1=$(cut -d' ' -f1 /proc/loadavg) $line" | tee -a "$RAW"
+}
+
+load() { # SCENARIO ROUND SERVER CONNS SIZE
+  measure "$3" run_load "$@"
 }
 
 throughput() { # SCENARIO CONNS SIZE SERVERS...
@@ -135,14 +162,19 @@ throughput() { # SCENARIO CONNS SIZE SERVERS...
   for name in "${servers[@]}"; do stop_server "$name"; done
 }
 
+run_memory() { # ROUND NAME
+  local line
+  line=$($CLIENT_CPU "$OUT/echo_load" -m "$PID_" -c "$IDLE_CONNS" -s 64 -t 2 "$PORT_") || return 1
+  echo "scenario=memory round=$1 server=$2 $line" | tee -a "$RAW"
+}
+
 memory() { # SERVERS...: a fresh server per measurement
-  local name r line
+  local name r
   for ((r = 1; r <= ROUNDS; r++)); do
     for name in $(rotate "$r" "$@"); do
       start_server "$name"
       sleep 1
-      line=$($CLIENT_CPU "$OUT/echo_load" -m "${PID[$name]}" -c "$IDLE_CONNS" -s 64 -t 2 "${PORT[$name]}")
-      echo "scenario=memory round=$r server=$name $line" | tee -a "$RAW"
+      measure "$name" run_memory "$r" "$name"
       stop_server "$name"
     done
   done
