@@ -8,10 +8,12 @@
 
 import { UsageError } from "./cli/args.ts";
 import { checkVerb } from "./cli/check.ts";
+import { cmdVerb } from "./cli/cmd.ts";
 import { echoVerb } from "./cli/echo.ts";
 import { writeErr, writeOut } from "./cli/output.ts";
 import { serveVerb } from "./cli/serve.ts";
 import type { Verb } from "./cli/verb.ts";
+import { timeVerb } from "./cli/time.ts";
 import { versionVerb } from "./cli/version.ts";
 import { ExitCode } from "./lib/exit_codes.ts";
 
@@ -20,6 +22,8 @@ export const VERBS: readonly Verb[] = [
   serveVerb,
   checkVerb,
   echoVerb,
+  cmdVerb,
+  timeVerb,
   versionVerb,
 ];
 

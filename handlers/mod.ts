@@ -6,11 +6,15 @@
  */
 
 import type { Service } from "../lib/service.ts";
+import { cmdService } from "./cmd.ts";
 import { echoService } from "./echo.ts";
+import { timeService } from "./time.ts";
 
 /** Every built-in service, in the order `check` and `--help` list them. */
 export const SERVICES: readonly Service[] = [
   echoService,
+  cmdService,
+  timeService,
 ];
 
 /**

@@ -285,7 +285,7 @@ function readListener(
   const deny = reader.stringArray("deny", { check: cidrCheck });
   let options: unknown;
   if (service && transport) {
-    options = service.parseOptions(reader, transport);
+    options = service.parseOptions(reader, transport, address);
     reader.reportUnknown();
   }
   if (reader.problemCount > before || !service || !transport || !address || listen === undefined) {

@@ -26,19 +26,33 @@ export type ErrorCode =
   | "busy"
   | "io_error";
 
+/** Options for {@linkcode RequestError}. */
+export interface RequestErrorOptions {
+  /**
+   * Close the connection after the error frame (lingering), for errors after
+   * which the stream cannot be trusted to be in step (e.g. a request that
+   * sent more than its limit mid-stream). @default {false}
+   */
+  close?: boolean;
+}
+
 /** A refused request: the client gets `{"op":"error","code":…,"message":…}`. */
 export class RequestError extends Error {
   /** The error code sent to the client. */
   readonly code: ErrorCode;
+  /** Whether the connection is closed after the error frame. */
+  readonly close: boolean;
 
   /**
    * @param code the error code
    * @param message human text for the client (no paths outside the root, no stack)
+   * @param options whether to close the connection afterwards
    */
-  constructor(code: ErrorCode, message: string) {
+  constructor(code: ErrorCode, message: string, options: RequestErrorOptions = {}) {
     super(message);
     this.name = "RequestError";
     this.code = code;
+    this.close = options.close ?? false;
   }
 }
 
@@ -138,7 +152,7 @@ export async function serveFrames(
       if (error instanceof RequestError) {
         const remaining = frames.bodyRemaining;
         await send({ op: "error", code: error.code, message: error.message });
-        if (remaining > MAX_DISCARDED_BODY) {
+        if (remaining > MAX_DISCARDED_BODY || error.close) {
           await lingeringClose(conn);
           return;
         }

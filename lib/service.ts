@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { ListenAddress } from "./address.ts";
 import type { Logger } from "./log.ts";
 import type { OptionReader } from "./option_reader.ts";
 
@@ -110,8 +111,11 @@ export interface Service<O = unknown> {
   /**
    * Reads the service's own keys. Problems are reported through the reader,
    * all at once; the return value is only used when there were none.
+   * `address` is the listener's parsed `listen` value (undefined when it is
+   * missing or invalid, which is reported already), for rules such as
+   * "only on loopback".
    */
-  parseOptions(reader: OptionReader, transport: Transport): O;
+  parseOptions(reader: OptionReader, transport: Transport, address?: ListenAddress): O;
   /** A one-line summary of the options for `switchboard check`. */
   describe?(options: O): string;
   /**

@@ -20,9 +20,10 @@ const decoder = new TextDecoder();
 const ECHO_PAIR = listenerToml({ name: "tcp", service: "echo", listen: "127.0.0.1:0" }) +
   listenerToml({ name: "udp", service: "echo", transport: "udp", listen: "127.0.0.1:0" });
 
-function isFree(port: number): boolean {
+function isFree(port: number, transport: "tcp" | "udp" = "tcp"): boolean {
   try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    if (transport === "tcp") Deno.listen({ hostname: "127.0.0.1", port }).close();
+    else Deno.listenDatagram({ hostname: "127.0.0.1", port, transport }).close();
     return true;
   } catch {
     return false;
@@ -340,9 +341,14 @@ Deno.test("serve without any config runs the embedded default on loopback", asyn
   const cwd = await Deno.makeTempDir();
   try {
     // The default's ports are fixed; on a shared machine another run may hold them briefly.
-    await waitFor(() => isFree(7007), 30_000).catch(() => {
-      throw new Error("Port 7007 stayed in use for 30s; cannot test the embedded default");
-    });
+    const ports: [number, "tcp" | "udp"][] = [[7007, "tcp"], [7007, "udp"], [7008, "udp"], [
+      7037,
+      "udp",
+    ]];
+    await waitFor(() => ports.every(([port, transport]) => isFree(port, transport)), 30_000)
+      .catch(() => {
+        throw new Error("The embedded default's ports stayed in use for 30s; cannot test it");
+      });
     await using daemon = await spawnDaemon([], { cwd, env: { SWITCHBOARD_CONFIG: "" } });
     assert.ok(
       daemon.lines.some((l) => l.includes('config="the embedded default"')),

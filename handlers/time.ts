@@ -1,0 +1,206 @@
+/**
+ * The time service. In `format` mode each request is a format string and
+ * gets exactly one reply: the current time in the listener's zone, or
+ * `error: <why>` (UDP: one datagram in, one out; TCP: one line in, one line
+ * out, the connection stays open). `daytime` (RFC 867) sends one ASCII line
+ * and `rfc868` (RFC 868) four bytes: on UDP in answer to any datagram, on TCP
+ * at connect, then the connection closes.
+ *
+ * @module
+ */
+
+import type { Connection, ConnectionContext, Service, Transport } from "../lib/service.ts";
+import { defineService } from "../lib/service.ts";
+import { LineSplitter, OVER_LIMIT } from "../lib/line_splitter.ts";
+import { compileStrftime } from "../lib/strftime.ts";
+import {
+  checkDefaultFormat,
+  DEFAULT_TIME_FORMAT,
+  MAX_FORMAT_BYTES,
+  MAX_REPLY_BYTES,
+  stripLineEnd,
+  TimeReplier,
+} from "../lib/time_replies.ts";
+import { DAYTIME_FORMAT, encodeRfc868 } from "../lib/time_wire.ts";
+import { resolveTimeZone, systemTimeZone, ZonedClock } from "../lib/zoned_time.ts";
+import { DEFAULT_ZONEINFO } from "../lib/zone_abbreviations.ts";
+
+/** What a time listener answers with. */
+export type TimeMode = "format" | "daytime" | "rfc868";
+
+/** Options of a time listener. */
+export interface TimeOptions {
+  /** `format`, `daytime` (RFC 867) or `rfc868`. */
+  mode: TimeMode;
+  /** The IANA zone replies are in (the system zone by default). */
+  timezone: string;
+  /** The format an empty request gets. */
+  defaultFormat: string;
+  /** The largest reply in bytes (on TCP one less, leaving room for the `\n`). */
+  maxReply: number;
+}
+
+/** Test seams of {@linkcode createTimeService}. */
+export interface TimeServiceOptions {
+  /** The wall clock in ms since the epoch. @default {Date.now} */
+  now?: () => number;
+  /** Directory of TZif files for `%Z` names. @default {$TZDIR or /usr/share/zoneinfo} */
+  zoneinfo?: string;
+}
+
+// Bytes read per TCP read, and replies gathered before a write.
+const TCP_READ_BUFFER = 4096;
+const TCP_WRITE_BATCH = 16384;
+
+const encoder = new TextEncoder();
+
+/**
+ * Serves format requests on a TCP connection, one line in, one line out,
+ * until the peer closes or the daemon stops. Lines over the format limit get
+ * an error reply and are discarded up to their newline; memory stays bounded.
+ * @param conn the connection
+ * @param context signal and busy marking
+ * @param replier answers one format
+ */
+export async function serveTimeLines(
+  conn: Connection,
+  context: ConnectionContext,
+  replier: TimeReplier,
+): Promise<void> {
+  const input = new Uint8Array(TCP_READ_BUFFER);
+  const output = new Uint8Array(TCP_WRITE_BATCH + MAX_REPLY_BYTES);
+  let used = 0;
+  const add = (reply: Uint8Array): void => {
+    output.set(reply, used);
+    output[used + reply.length] = 10;
+    used += reply.length + 1;
+  };
+  const flush = async (): Promise<void> => {
+    if (used === 0) return;
+    const batch = output.subarray(0, used);
+    used = 0;
+    await conn.writeAll(batch);
+  };
+  const splitter = new LineSplitter(MAX_FORMAT_BYTES);
+  while (!context.signal.aborted) {
+    const n = await conn.read(input);
+    if (n === null) break;
+    context.setBusy(true);
+    splitter.feed(input.subarray(0, n));
+    for (let line = splitter.next(); line !== undefined; line = splitter.next()) {
+      add(line === OVER_LIMIT ? replier.tooLong : replier.reply(line));
+      if (used >= TCP_WRITE_BATCH) await flush();
+    }
+    await flush();
+    context.setBusy(false);
+  }
+  const last = splitter.finish();
+  if (last !== null && !context.signal.aborted) {
+    context.setBusy(true);
+    add(last === OVER_LIMIT ? replier.tooLong : replier.reply(last));
+    await flush();
+    context.setBusy(false);
+  }
+}
+
+/** The reply of a daytime or rfc868 listener, made at most once a second. */
+function fixedReply(options: TimeOptions, clock: ZonedClock, now: () => number): () => Uint8Array {
+  if (options.mode === "rfc868") return () => encodeRfc868(now());
+  const daytime = compileStrftime(DAYTIME_FORMAT);
+  let second = NaN;
+  let bytes = new Uint8Array(0);
+  return () => {
+    const current = Math.floor(now() / 1000);
+    if (current !== second) {
+      bytes = encoder.encode(daytime.format(clock.fieldsAt(current * 1000)) + "\r\n");
+      second = current;
+    }
+    return bytes;
+  };
+}
+
+function maxReplyFor(transport: Transport): number {
+  // A TCP reply is a line: with its "\n" it stays within the limit too.
+  return transport === "tcp" ? MAX_REPLY_BYTES - 1 : MAX_REPLY_BYTES;
+}
+
+/**
+ * Builds the time service's table entry (tests inject a wall clock).
+ * @param seams the wall clock and the TZif directory
+ * @returns the service
+ */
+export function createTimeService(seams: TimeServiceOptions = {}): Service {
+  const now = seams.now ?? Date.now;
+  return defineService<TimeOptions>({
+    name: "time",
+    transports: ["udp", "tcp"],
+    defaultPort: 7037,
+    parseOptions(reader, transport) {
+      const mode = reader.string("mode", {
+        default: "format",
+        choices: ["format", "daytime", "rfc868"],
+      }) as TimeMode;
+      let timezone = systemTimeZone();
+      const zoneText = reader.string("timezone");
+      if (zoneText !== undefined) {
+        try {
+          timezone = resolveTimeZone(zoneText);
+        } catch (error) {
+          reader.problem("timezone", (error as Error).message);
+        }
+      }
+      const maxReply = maxReplyFor(transport);
+      const defaultFormat = reader.string("default_format", { default: DEFAULT_TIME_FORMAT });
+      if (reader.has("default_format")) {
+        const problem = checkDefaultFormat(defaultFormat, maxReply);
+        if (problem) reader.problem("default_format", problem);
+      }
+      return { mode, timezone, defaultFormat, maxReply };
+    },
+    describe(options) {
+      const parts = [`mode=${options.mode}`];
+      // RFC 868 counts seconds in UTC: the zone plays no part there.
+      if (options.mode !== "rfc868") parts.push(`timezone=${options.timezone}`);
+      if (options.mode === "format" && options.defaultFormat !== DEFAULT_TIME_FORMAT) {
+        parts.push(`default_format=${JSON.stringify(options.defaultFormat)}`);
+      }
+      return parts.join(" ");
+    },
+    open(options, listener) {
+      const clock = new ZonedClock(
+        options.timezone,
+        seams.zoneinfo === undefined ? {} : { zoneinfo: seams.zoneinfo },
+      );
+      if (!clock.abbreviationsFromTzif) {
+        listener.log.warn(
+          `No TZif data for "${options.timezone}" (looked in $TZDIR or ${DEFAULT_ZONEINFO}): ` +
+            "%Z uses Intl's short names or numeric offsets",
+        );
+      }
+      if (options.mode !== "format") {
+        const reply = fixedReply(options, clock, now);
+        return {
+          datagram: (_data, from) => listener.send(reply(), from),
+          stream: async (conn, context) => {
+            context.setBusy(true);
+            await conn.writeAll(reply());
+            context.setBusy(false);
+          },
+        };
+      }
+      const replier = new TimeReplier({
+        clock,
+        defaultFormat: options.defaultFormat,
+        now,
+        maxReply: options.maxReply,
+      });
+      return {
+        datagram: (data, from) => listener.send(replier.reply(stripLineEnd(data)), from),
+        stream: (conn, context) => serveTimeLines(conn, context, replier),
+      };
+    },
+  });
+}
+
+/** The time service's entry in the service table. */
+export const timeService: Service = createTimeService();

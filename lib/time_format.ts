@@ -1,0 +1,46 @@
+/**
+ * What a compiled time format is, and the rule that picks the dialect: a
+ * format containing `%` is strftime (C/Python directives), any other is
+ * Moment/Day.js tokens.
+ *
+ * @module
+ */
+
+import { compileStrftime } from "./strftime.ts";
+import { compileTokens } from "./time_tokens.ts";
+import type { TimeFields } from "./zoned_time.ts";
+
+/** A format string parsed once, ready to format many instants. */
+export interface CompiledTimeFormat {
+  /**
+   * Formats an instant's fields.
+   * @param fields the instant in the listener's zone
+   * @returns the text
+   */
+  format(fields: TimeFields): string;
+  /** Whether the output changes within a second (it shows milliseconds). */
+  readonly usesMilliseconds: boolean;
+  /** An upper bound of the output's length in UTF-8 bytes, for years 1 to 9999. */
+  readonly maxBytes: number;
+}
+
+/**
+ * Compiles a format in the dialect its text asks for.
+ *
+ * @example
+ * ```ts
+ * import { compileTimeFormat } from "./time_format.ts";
+ * import { ZonedClock } from "./zoned_time.ts";
+ * const fields = new ZonedClock("UTC").fieldsAt(Date.UTC(2026, 10, 22, 10, 30));
+ * const strftime = compileTimeFormat("%Y年%m月%d日 %X").format(fields);
+ * const tokens = compileTimeFormat("YYYY-MM-DD[T]HH:mm").format(fields);
+ * if (strftime !== "2026年11月22日 10:30:00" || tokens !== "2026-11-22T10:30") throw new Error();
+ * ```
+ *
+ * @param format the format text (already decoded, newline stripped)
+ * @returns the compiled format
+ * @throws {SyntaxError} with a message fit for an `error: ` reply
+ */
+export function compileTimeFormat(format: string): CompiledTimeFormat {
+  return format.includes("%") ? compileStrftime(format) : compileTokens(format);
+}
