@@ -36,7 +36,11 @@ IDLE_CONNS=${IDLE_CONNS:-1000}
 PIN=${PIN:-0}
 SERVER_CPU="" CLIENT_CPU=""
 if [[ $PIN == 1 ]]; then SERVER_CPU="taskset -c 1" CLIENT_CPU="taskset -c 0"; fi
-DENO=node_modules/.bin/deno
+# node_modules/.bin/deno is the Deno binary after `npm install` but a Node
+# launcher after `deno install`; the launcher would put a node process between
+# this script and the daemon (wrong PID for RSS and CPU, SIGTERM not passed on),
+# so the servers run from the binary it resolves to.
+DENO=$(node_modules/.bin/deno eval 'console.log(Deno.execPath())')
 PY_ECHO=/work/shared/reference/py_echo_tcp.py
 OUT=bench/out
 mkdir -p "$OUT"
@@ -82,7 +86,7 @@ start_server() { # NAME: starts it on a fresh port, waits until it answers
     switchboard_ref) # the same daemon from another checkout, for before/after figures
       printf '[daemon]\nlog_level = "warn"\n\n[[listener]]\nname = "echo"\nservice = "echo"\nlisten = "127.0.0.1:%s"\nmax_connections = %s\n' \
         "$port" $((IDLE_CONNS + 100)) >"$TMP/switchboard_ref.toml"
-      (cd "$SB_REF" && exec $SERVER_CPU "$OLDPWD/$DENO" run -A main.ts serve -c "$TMP/switchboard_ref.toml") &
+      (cd "$SB_REF" && exec $SERVER_CPU "$DENO" run -A main.ts serve -c "$TMP/switchboard_ref.toml") &
       ;;
     deno_bare) $SERVER_CPU "$DENO" run -A bench/deno_echo_bare.ts "$port" "$BARE_BUFFER" & ;;
     c) $SERVER_CPU "$OUT/c_echo_server" "$port" & ;;
