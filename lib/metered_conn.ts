@@ -40,16 +40,23 @@ export class MeteredConn implements Connection {
     return this.#closed;
   }
 
+  // Counting in a `then` callback instead of an async wrapper: no generator
+  // and no extra promise per connection waiting in read (idle connections pin
+  // less memory) and fewer microtask hops per read (measured in
+  // bench/results_echo.md). One bound function per connection, made once.
+  #countIn = (n: number | null): number | null => {
+    if (n !== null) this.bytesIn += n;
+    return n;
+  };
+
   /**
    * Reads into `p`.
    * @param p the buffer to fill
    * @returns the count, or null at end of stream
    * @throws {Deno.errors.ConnectionReset} and other I/O errors from the socket
    */
-  async read(p: Uint8Array): Promise<number | null> {
-    const n = await this.#conn.read(p);
-    if (n !== null) this.bytesIn += n;
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#conn.read(p).then(this.#countIn);
   }
 
   /**
@@ -70,11 +77,14 @@ export class MeteredConn implements Connection {
    * @throws {Deno.errors.BrokenPipe} and other I/O errors from the socket
    */
   async writeAll(p: Uint8Array): Promise<void> {
-    let rest = p;
-    while (rest.length > 0) {
-      const n = await this.#conn.write(rest);
+    if (p.length === 0) return;
+    // One write almost always takes it all: no view is made unless it is short.
+    let written = await this.#conn.write(p);
+    this.bytesOut += written;
+    while (written < p.length) {
+      const n = await this.#conn.write(p.subarray(written));
       this.bytesOut += n;
-      rest = rest.subarray(n);
+      written += n;
     }
   }
 
