@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { parseDuration } from "../lib/units.ts";
 
 /** A command-line mistake: printed as one line plus usage, exit 64. */
 export class UsageError extends Error {
@@ -80,6 +81,8 @@ export function parseClientAddress(text: string, defaultPort: number): ClientAdd
   if (bracketed) {
     hostname = bracketed[1]!;
     portText = bracketed[2];
+  } else if (text.startsWith("[")) {
+    throw new UsageError(`bad address "${text}": expected [IPv6]:port`);
   } else if ((text.match(/:/g) ?? []).length > 1) {
     hostname = text; // a bare IPv6 address
   } else {
@@ -94,4 +97,29 @@ export function parseClientAddress(text: string, defaultPort: number): ClientAdd
     throw new UsageError(`bad address "${text}": port must be 1-65535`);
   }
   return { hostname, port };
+}
+
+/**
+ * Reads a duration option such as `--timeout 2s`.
+ * @param value the option's value as parsed (undefined when not given)
+ * @param name the option's name without dashes, for messages
+ * @returns milliseconds (more than 0), or undefined when not given
+ * @throws {UsageError} when the value is not a duration or is 0
+ * @example
+ * ```ts
+ * import { durationOption } from "./args.ts";
+ * console.assert(durationOption("500ms", "timeout") === 500);
+ * console.assert(durationOption(undefined, "timeout") === undefined);
+ * ```
+ */
+export function durationOption(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseDuration(String(value));
+  } catch (error) {
+    throw new UsageError(`--${name}: ${(error as Error).message}`);
+  }
+  if (ms <= 0) throw new UsageError(`--${name} must be more than 0`);
+  return ms;
 }

@@ -10,7 +10,7 @@
 
 import * as readline from "node:readline";
 import process from "node:process";
-import { parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
+import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
 import { type ChatLink, openTcpLink, openUdpLink } from "./chat_link.ts";
 import { readLines } from "./lines.ts";
 import { fail, writeErr, writeOut } from "./output.ts";
@@ -18,7 +18,6 @@ import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { describeError } from "../lib/net_errors.ts";
-import { parseDuration } from "../lib/units.ts";
 import { chatService } from "../handlers/chat.ts";
 
 const HELP = `Usage: switchboard chat ADDR [--name NAME] [--tcp]
@@ -51,17 +50,6 @@ connection lost; one-line reason on stderr), 64 usage.
 const encoder = new TextEncoder();
 const MEMBERS = encoder.encode("* members:");
 const ROOM_FULL = "error: room full";
-
-function durationOption(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  try {
-    const ms = parseDuration(value as string);
-    if (ms <= 0) throw new RangeError(`--${name} must be more than 0`);
-    return ms;
-  } catch (error) {
-    throw new UsageError(`--${name}: ${(error as Error).message}`);
-  }
-}
 
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
   if (bytes.length < prefix.length) return false;
@@ -114,9 +102,9 @@ async function runChat(args: string[]): Promise<number> {
   if (name !== undefined && (name === "" || /\s/.test(name))) {
     throw new UsageError("--name must be one word");
   }
-  const timeoutMs = durationOption(values.timeout, "timeout", 2000);
-  const keepaliveMs = durationOption(values.keepalive, "keepalive", 60_000);
-  const waitMs = durationOption(values.wait, "wait", 1000);
+  const timeoutMs = durationOption(values.timeout, "timeout") ?? 2000;
+  const keepaliveMs = durationOption(values.keepalive, "keepalive") ?? 60_000;
+  const waitMs = durationOption(values.wait, "wait") ?? 1000;
   // Line editing needs a terminal on both sides; otherwise lines are read
   // as they come (typed lines too) and output is left as it is.
   const interactive = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();

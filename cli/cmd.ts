@@ -7,7 +7,7 @@
  * @module
  */
 
-import { parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
+import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
 import { exitCodeFor, OWN_FAILURE } from "./cmd_exit.ts";
 import { FramedClient } from "./framed_client.ts";
 import { writeErr, writeOut } from "./output.ts";
@@ -16,7 +16,6 @@ import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { FrameError } from "../lib/header_codec.ts";
 import { describeError, isDisconnect } from "../lib/net_errors.ts";
-import { parseDuration } from "../lib/units.ts";
 import { writeAll } from "../lib/write_all.ts";
 import { cmdService } from "../handlers/cmd.ts";
 
@@ -100,14 +99,8 @@ async function runCmd(args: string[]): Promise<number> {
   if (values.argv) header.argv = command;
   else header.cmd = command.join(" ");
   if (values.cwd !== undefined) header.cwd = values.cwd;
-  if (values.timeout !== undefined) {
-    try {
-      header.timeout_ms = parseDuration(values.timeout as string);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-    if (header.timeout_ms === 0) throw new UsageError("--timeout must be more than 0");
-  }
+  const timeoutMs = durationOption(values.timeout, "timeout");
+  if (timeoutMs !== undefined) header.timeout_ms = timeoutMs;
   const sendStdin = !values["no-stdin"] && !Deno.stdin.isTerminal();
   if (sendStdin) header.stdin = "stream";
   const token = (values.token as string | undefined) ??

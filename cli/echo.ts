@@ -7,7 +7,7 @@
  * @module
  */
 
-import { parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
+import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
 import { readLines } from "./lines.ts";
 import { fail, writeErr, writeOut } from "./output.ts";
 import { networkPrinter } from "./stream_output.ts";
@@ -16,7 +16,6 @@ import type { Verb } from "./verb.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { writeAll } from "../lib/write_all.ts";
 import { describeError } from "../lib/net_errors.ts";
-import { parseDuration } from "../lib/units.ts";
 import { echoService } from "../handlers/echo.ts";
 
 const HELP = `Usage: switchboard echo ADDR [TEXT...] [--udp] [--timeout DURATION]
@@ -51,14 +50,7 @@ async function runEcho(args: string[]): Promise<number> {
   const [addrText, ...words] = positionals;
   if (addrText === undefined) throw new UsageError("missing ADDR");
   const address = parseClientAddress(addrText, echoService.defaultPort);
-  let timeoutMs = 2000;
-  if (values.timeout !== undefined) {
-    try {
-      timeoutMs = parseDuration(values.timeout as string);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  }
+  const timeoutMs = durationOption(values.timeout, "timeout") ?? 2000;
   const text = words.length > 0 ? words.join(" ") : undefined;
   try {
     return values.udp

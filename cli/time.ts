@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
+import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
 import type { ClientAddress } from "./args.ts";
 import { fail, writeOut } from "./output.ts";
 import { networkPrinter } from "./stream_output.ts";
@@ -17,7 +17,6 @@ import { ExitCode } from "../lib/exit_codes.ts";
 import { describeError } from "../lib/net_errors.ts";
 import { MAX_REPLY_BYTES, stripLineEnd } from "../lib/time_replies.ts";
 import { decodeRfc868 } from "../lib/time_wire.ts";
-import { parseDuration } from "../lib/units.ts";
 import { writeAll } from "../lib/write_all.ts";
 import { timeService } from "../handlers/time.ts";
 
@@ -60,15 +59,7 @@ async function runTime(args: string[]): Promise<number> {
   const [addrText, ...words] = positionals;
   if (addrText === undefined) throw new UsageError("missing ADDR");
   const address = parseClientAddress(addrText, DEFAULT_PORT);
-  let timeoutMs = 2000;
-  if (values.timeout !== undefined) {
-    try {
-      timeoutMs = parseDuration(values.timeout as string);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-    if (timeoutMs <= 0) throw new UsageError("--timeout must be more than 0");
-  }
+  const timeoutMs = durationOption(values.timeout, "timeout") ?? 2000;
   const format = words.join(" ");
   if (values.rfc868 && format !== "") {
     throw new UsageError("--rfc868 takes no FORMAT (the listener sends a fixed 4 bytes)");
