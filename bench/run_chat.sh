@@ -19,7 +19,9 @@ RUNS=${1:-5}
 MODE=${2:-all}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-DENO="$ROOT/node_modules/.bin/deno"
+# The Deno binary itself: node_modules/.bin/deno may be a Node launcher, and
+# killing a launcher leaves its deno running.
+DENO=${DENO:-$("$ROOT/node_modules/.bin/deno" eval "console.log(Deno.execPath())")}
 PY_REF=${PY_REF:-/work/shared/reference/py_chat_udp.py}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench-chat.XXXXXX")
 PIDS=()

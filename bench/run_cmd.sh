@@ -13,7 +13,9 @@ set -eu
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
 SECS=${2:-3}
-DENO=${DENO:-node_modules/.bin/deno}
+# The Deno binary itself: node_modules/.bin/deno may be a Node launcher, and
+# killing a launcher leaves its deno running.
+DENO=${DENO:-$(node_modules/.bin/deno eval "console.log(Deno.execPath())")}
 OUT=bench/out
 mkdir -p "$OUT"
 gcc -O2 -Wall -pthread -o "$OUT/cmd_load" bench/cmd_load.c

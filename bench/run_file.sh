@@ -19,7 +19,9 @@ ROUNDS=${1:-5}
 SMALL_SECONDS=${2:-4}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-DENO=${DENO:-$REPO/node_modules/.bin/deno}
+# The Deno binary itself: node_modules/.bin/deno may be a Node launcher, and
+# killing a launcher leaves its deno running.
+DENO=${DENO:-$("$REPO/node_modules/.bin/deno" eval "console.log(Deno.execPath())")}
 PY_REF=${PY_REF:-$REPO/../shared/reference/py_file_tcp.py}
 [ -f "$PY_REF" ] || PY_REF=/work/shared/reference/py_file_tcp.py
 OUT=$REPO/bench/out

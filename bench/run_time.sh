@@ -21,7 +21,9 @@ WARMUP=${WARMUP:-1}
 CLIENTS=${CLIENTS:-16}
 FORMAT=${FORMAT:-%Y-%m-%d %H:%M:%S}
 SERVERS=${SERVERS:-switchboard python switchboard_echo}
-DENO=node_modules/.bin/deno
+# The Deno binary itself: node_modules/.bin/deno may be a Node launcher, and
+# killing a launcher leaves its deno running.
+DENO=${DENO:-$(node_modules/.bin/deno eval "console.log(Deno.execPath())")}
 PY_TIME=/work/shared/reference/py_time_udp.py
 OUT=bench/out
 mkdir -p "$OUT"
