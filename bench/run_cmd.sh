@@ -8,6 +8,11 @@
 #
 #   bench/run_cmd.sh [ROUNDS] [SECONDS]        (defaults: 5 rounds of 3 s)
 #
+# Before/after an optimisation, in the same run: SB_REF=DIR adds
+# "switchboard-ref", the daemon of another checkout (e.g. `git worktree add`
+# of the old commit, with node_modules linked). ONLY="name name…" keeps just
+# those servers.
+#
 # Writes bench/out/cmd_results.jsonl and prints a Markdown table.
 set -eu
 cd "$(dirname "$0")/.."
@@ -30,10 +35,10 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Free ports, chosen by the kernel.
-set -- $("$DENO" eval 'const ls = [...Array(7)].map(() => Deno.listen({ port: 0 }));
+set -- $("$DENO" eval 'const ls = [...Array(8)].map(() => Deno.listen({ port: 0 }));
 console.log(ls.map((l) => (l.addr as Deno.NetAddr).port).join(" "));
 ls.forEach((l) => l.close());')
-P_SB=$1 P_SOCAT=$2 P_NCAT=$3 P_XINETD=$4 P_PY=$5 P_BARE=$6 P_BARES=$7
+P_SB=$1 P_SOCAT=$2 P_NCAT=$3 P_XINETD=$4 P_PY=$5 P_BARE=$6 P_BARES=$7 P_REF=$8
 TOKEN=bench-token
 
 cat >"$TMP/switchboard.toml" <<EOF
@@ -84,10 +89,24 @@ PIDS="$PIDS $!"
 PIDS="$PIDS $!"
 "$DENO" run -A bench/deno_cmd_bare.ts "$P_BARES" --setsid &
 PIDS="$PIDS $!"
+if [ -n "${SB_REF:-}" ]; then
+  sed "s/127.0.0.1:$P_SB/127.0.0.1:$P_REF/" "$TMP/switchboard.toml" >"$TMP/ref.toml"
+  "$DENO" run -A --config "$SB_REF/deno.json" "$SB_REF/main.ts" serve -c "$TMP/ref.toml" \
+    2>"$TMP/ref.log" &
+  PIDS="$PIDS $!"
+fi
 sleep 2
 
 # name mode port
 SERVERS="switchboard:framed:$P_SB switchboard-keepalive:keep:$P_SB socat:eof:$P_SOCAT ncat:eof:$P_NCAT xinetd:eof:$P_XINETD python:line:$P_PY deno-bare:eof:$P_BARE deno-bare-setsid:eof:$P_BARES"
+[ -n "${SB_REF:-}" ] && SERVERS="$SERVERS switchboard-ref:framed:$P_REF"
+if [ -n "${ONLY:-}" ]; then
+  kept=""
+  for spec in $SERVERS; do
+    case " $ONLY " in *" ${spec%%:*} "*) kept="$kept $spec" ;; esac
+  done
+  SERVERS=$kept
+fi
 COUNT=$(echo $SERVERS | wc -w)
 
 # Warm-up (the first spawns of a Deno process are slow).
