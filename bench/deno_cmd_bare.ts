@@ -8,6 +8,8 @@
  * @module
  */
 
+import { spawnTrue } from "./spawn_true.ts";
+
 const port = Number(Deno.args[0] ?? 17110);
 const viaSetsid = Deno.args.includes("--setsid");
 const listener = Deno.listen({ hostname: "127.0.0.1", port });
@@ -18,14 +20,7 @@ async function drain(stream: ReadableStream<Uint8Array>, conn: Deno.Conn): Promi
 
 async function serve(conn: Deno.Conn): Promise<void> {
   try {
-    const child = new Deno.Command(viaSetsid ? "/usr/bin/setsid" : "/bin/sh", {
-      args: viaSetsid ? ["--", "/bin/sh", "-c", "true"] : ["-c", "true"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      clearEnv: true,
-      env: { PATH: "/usr/bin:/bin" },
-    }).spawn();
+    const child = spawnTrue(viaSetsid);
     await Promise.all([drain(child.stdout, conn), drain(child.stderr, conn), child.status]);
   } finally {
     conn.close();

@@ -7,6 +7,8 @@
 
 /// <reference lib="deno.worker" />
 
+import { spawnTrue } from "./spawn_true.ts";
+
 async function relay(
   id: number,
   stream: ReadableStream<Uint8Array<ArrayBuffer>>,
@@ -16,14 +18,7 @@ async function relay(
 
 self.onmessage = async (event: MessageEvent<{ id: number; setsid: boolean }>) => {
   const { id, setsid } = event.data;
-  const child = new Deno.Command(setsid ? "/usr/bin/setsid" : "/bin/sh", {
-    args: setsid ? ["--", "/bin/sh", "-c", "true"] : ["-c", "true"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    clearEnv: true,
-    env: { PATH: "/usr/bin:/bin" },
-  }).spawn();
+  const child = spawnTrue(setsid);
   await Promise.all([relay(id, child.stdout), relay(id, child.stderr), child.status]);
   self.postMessage({ id, type: "exit" });
 };
