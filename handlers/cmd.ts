@@ -270,7 +270,13 @@ async function watchClient(
     const seen = await Promise.race([conn.watch(), ended]);
     if (seen === "ended") return;
     if (seen === "closed") break;
-    if (seen === "full") await Promise.race([conn.space(), ended]);
+    // A full look-ahead (a client that sent more than the command took, or
+    // a body left unread by a refusal) waits for room or for the end. Once
+    // the run has ended, neither promise is pending: return, never spin.
+    if (seen === "full") {
+      const room = await Promise.race([conn.space().then(() => "room" as const), ended]);
+      if (room === "ended") return;
+    }
   }
   if (conn.failed) {
     control.lost();
@@ -434,10 +440,14 @@ export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInst
         },
         // Refusals before dispatch (bad token, unknown op) are worth a line:
         // repeated unauthorized attempts are what fail2ban-like tools watch.
-        onRefused: (header, error) =>
+        onRefused: (header, error) => {
           context.log.info(`Request refused: ${error.code}`, {
             op: typeof header.op === "string" ? header.op : "?",
-          }),
+          });
+          // A refused streamed exec (e.g. a wrong token): its client sends
+          // its stdin frames anyway; they are dropped like after any refusal.
+          if (header.op === "exec") session.discarding = header.stdin === "stream";
+        },
       });
     },
     close: async () => {

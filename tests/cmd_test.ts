@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodeFrame } from "../lib/header_codec.ts";
 import { liveGroupMembers } from "../lib/process_group.ts";
-import { readToEnd, startServer, waitFor } from "./_helpers.ts";
+import { readToEnd, spawnDaemon, startServer, tempConfig, waitFor } from "./_helpers.ts";
 import { cmdConfig, CmdConn, joined, text, TOKEN, waitGroupGone } from "./_cmd_helpers.ts";
 
 const encoder = new TextEncoder();
@@ -393,6 +393,26 @@ Deno.test("cmd refuses stdin over max_stdin: a small body is dropped, a long str
   assert.equal((await c.reply()).closed, true);
 });
 
+// A subprocess: a daemon that spins (as one did, once the command had ended
+// with a full look-ahead of unread stdin) cannot stall the test's own timers.
+Deno.test("cmd closes a stream that outgrows max_stdin in large frames, and keeps serving", async () => {
+  await using config = await tempConfig(cmdConfig(`max_stdin = 1000`));
+  await using daemon = await spawnDaemon(["-c", config.path]);
+  const port = daemon.port("cmd");
+  for (const sizes of [[65536], [20000, 20000]]) {
+    using c = await CmdConn.open(port);
+    await c.send({ op: "exec", argv: ["wc", "-c"], stdin: "stream" });
+    for (const size of sizes) await c.send({ op: "stdin", token: null }, new Uint8Array(size));
+    const reply = await c.reply(5000);
+    assert.equal(reply.error?.code, "too_large", `stdin frames of ${sizes.join(" + ")} bytes`);
+    assert.equal((await c.reply(5000)).closed, true);
+  }
+  using after = await CmdConn.open(port);
+  assert.equal(text(await after.exec({ cmd: "echo alive" })), "alive\n");
+  daemon.child.kill("SIGTERM");
+  assert.equal((await daemon.exit(5000)).code, 0, "still stops on SIGTERM");
+});
+
 Deno.test("cmd answers a malformed frame with bad_frame and closes", async () => {
   await using server = await startServer(cmdConfig());
   using c = await CmdConn.open(server.port("cmd"));
@@ -424,6 +444,19 @@ Deno.test("cmd drops the stdin stream of a refused exec and serves the next requ
   assert.equal((await c.reply()).error?.code, "forbidden");
   assert.equal(text(await c.exec({ argv: ["echo", "next"] })), "next\n");
   assert.equal((await c.exec({ op: "eof" })).error?.code, "bad_request", "a stray eof");
+});
+
+Deno.test("cmd drops the stdin stream of an exec refused for its token", async () => {
+  await using server = await startServer(cmdConfig());
+  using c = await CmdConn.open(server.port("cmd"));
+  await c.send({ op: "exec", cmd: "cat", stdin: "stream", token: "wrong" });
+  await c.send({ op: "stdin" }, encoder.encode("abc"));
+  await c.send({ op: "eof" });
+  await c.send({ op: "exec", cmd: "echo after" });
+  assert.equal((await c.reply()).error?.code, "unauthorized");
+  const next = await c.reply();
+  assert.equal(next.error, undefined, "the stdin and eof frames are dropped silently");
+  assert.equal(text(next), "after\n");
 });
 
 Deno.test("cmd idle_timeout does not cut a connection while its command runs", async () => {
