@@ -344,6 +344,7 @@ export class FileOperations {
     const existing = await lstatOrNull(join(dir, name), names);
     let replace = false;
     if (existing) {
+      if (existing.isSymlink) await this.#checkLinkTarget(join(dir, name), names);
       if (existing.isDirectory) throw new RequestError("exists", `"${path}" is a directory`);
       if (!settings.overwrite) {
         throw new RequestError("exists", `"${path}" exists (this listener never overwrites)`);
@@ -411,6 +412,29 @@ export class FileOperations {
       throw new RequestError("io_error", `Cannot store "${path}": ${osMessage(error)}`);
     }
     await send({ op: "ok", path, length: size, sha256 });
+  }
+
+  /**
+   * A symlink at an upload's target is what it points to, as for every op:
+   * one that leaves the root is `forbidden`, one to a directory is a
+   * directory (`exists`), one to anything but a regular file is `forbidden`.
+   * A link to a file (or a dangling one) may be replaced: the rename puts
+   * the new file in place of the link itself, never writes through it.
+   */
+  async #checkLinkTarget(link: string, names: readonly string[]): Promise<void> {
+    let target: Deno.FileInfo;
+    try {
+      target = await Deno.lstat(this.#root.realPathOf(link, names));
+    } catch (error) {
+      if (error instanceof RequestError && error.code === "not_found") return;
+      throw rethrowable(error, names);
+    }
+    if (target.isDirectory) {
+      throw new RequestError("exists", `"${joinNames(names)}" is a directory (through a symlink)`);
+    }
+    if (!target.isFile) {
+      throw new RequestError("forbidden", `"${joinNames(names)}" is not a regular file`);
+    }
   }
 
   /** The temporary file must be where it was meant to be, inside the root. */

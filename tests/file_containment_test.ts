@@ -177,3 +177,33 @@ Deno.test("file put applies the containment rules to the target and its director
   for await (const entry of Deno.readDir(tree.outside)) outside.push(entry.name);
   assertEquals(outside, ["secret.txt"], "nothing written outside");
 });
+
+Deno.test("file put treats a symlink at the target as what it points to", async (t) => {
+  await using tree = await containmentTree();
+  await using server = await fileServer(tree.root, "allow_upload = true\noverwrite = true");
+  using client = await connect(server);
+  const body = new TextEncoder().encode("new");
+  // [path, overwrite, expected code]
+  const cases: Array<[string, boolean, string]> = [
+    ["link_out", true, "forbidden"],
+    ["link_out", false, "forbidden"],
+    ["linkdir_out", true, "forbidden"],
+    ["linkdir_in", true, "exists"],
+    ["link_in", false, "exists"],
+    ["link_in", true, "ok"],
+    ["dangling", true, "ok"],
+  ];
+  for (const [path, overwrite, expected] of cases) {
+    await t.step(`put ${path} overwrite=${overwrite} → ${expected}`, async () => {
+      const reply = await request(client, { op: "put", path, overwrite }, body);
+      assertEquals(codeOf(reply), expected, "code");
+    });
+  }
+  for (const name of ["link_out", "linkdir_out", "linkdir_in"]) {
+    assert((await Deno.lstat(join(tree.root, name))).isSymlink, `${name} is still a link`);
+  }
+  assertEquals(await Deno.readTextFile(join(tree.outside, "secret.txt")), "outside", "outside");
+  assertEquals(await Deno.readTextFile(join(tree.root, "sub/b.txt")), "bee", "not written through");
+  assertEquals(await Deno.readTextFile(join(tree.root, "link_in")), "new", "the link was replaced");
+  assert((await Deno.lstat(join(tree.root, "link_in"))).isFile, "link_in is now a file");
+});
