@@ -135,8 +135,11 @@ export async function serveFrames(
     let dispatched = false;
     try {
       const op = header.op;
-      if (typeof op !== "string" || op === "") {
+      if (op === undefined || op === "") {
         throw new RequestError("bad_request", 'Missing "op": every request names its operation');
+      }
+      if (typeof op !== "string") {
+        throw new RequestError("bad_request", '"op" must be a string naming the operation');
       }
       if (options.token !== undefined && !tokenMatches(options.token, header.token)) {
         throw new RequestError("unauthorized", "Missing or wrong token");

@@ -76,7 +76,7 @@ Deno.test("request-level errors get an error frame and the connection stays usab
   const reader = new FrameReader(conn);
   const cases: [string, Record<string, unknown>, string, RegExp][] = [
     ["missing op", { path: "x" }, "bad_request", /Missing "op"/],
-    ["non-string op", { op: 7 }, "bad_request", /Missing "op"/],
+    ["non-string op", { op: 7 }, "bad_request", /"op" must be a string/],
     [
       "unknown op",
       { op: "dance" },
