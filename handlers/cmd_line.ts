@@ -95,7 +95,8 @@ export async function serveLines(
         return;
       }
     }
-    while (!context.signal.aborted) {
+    // While stopping, the supervisor closes the connection once it is quiet.
+    for (;;) {
       const line = await lines.next();
       if (line === null) return;
       if (line === "too long") {

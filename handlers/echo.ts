@@ -50,7 +50,10 @@ export async function echoStream(
   const upper = options.transform === "upper";
   let buffer = new Uint8Array(INITIAL_BUFFER);
   let smallReads = 0;
-  while (!context.signal.aborted) {
+  // No stop check here: while stopping, the supervisor closes the
+  // connection once it is quiet (or at the deadline), so bytes already sent
+  // are echoed, not reset away.
+  for (;;) {
     const n = await conn.read(buffer);
     if (n === null) break;
     context.setBusy(true);

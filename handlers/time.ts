@@ -82,7 +82,8 @@ export async function serveTimeLines(
     await conn.writeAll(batch);
   };
   const splitter = new LineSplitter(MAX_FORMAT_BYTES);
-  while (!context.signal.aborted) {
+  // While stopping, the supervisor closes the connection once it is quiet.
+  for (;;) {
     const n = await conn.read(input);
     if (n === null) break;
     context.setBusy(true);
@@ -95,7 +96,7 @@ export async function serveTimeLines(
     context.setBusy(false);
   }
   const last = splitter.finish();
-  if (last !== null && !context.signal.aborted) {
+  if (last !== null) {
     context.setBusy(true);
     add(last === OVER_LIMIT ? replier.tooLong : replier.reply(last));
     await flush();

@@ -41,6 +41,10 @@ interface Tracked {
 const MAX_ACCEPT_BACKOFF_MS = 1000;
 // How long handlers get to notice their closed connections after a forced close.
 const FORCED_GRACE_MS = 2000;
+// While stopping, a connection this long without a byte either way (and not
+// busy) is idle and closed; the sweep looks this often.
+const SHUTDOWN_QUIET_MS = 200;
+const SHUTDOWN_SWEEP_MS = 50;
 
 /** Starts and stops one TCP listener; created by the supervisor. */
 export class TcpListener implements RunningListener {
@@ -235,7 +239,6 @@ export class TcpListener implements RunningListener {
       peer,
       setBusy: (busy) => {
         tracked.busy = busy;
-        if (!busy && this.#stopping) this.#close(tracked, "shutdown");
       },
     };
     let outcome = "closed";
@@ -329,8 +332,8 @@ export class TcpListener implements RunningListener {
       generation.controller.abort();
     }
     const all = generations.flatMap((g) => [...g.connections]);
-    for (const tracked of all) if (!tracked.busy) this.#close(tracked, "shutdown");
     const drained = Promise.all(all.map((t) => t.done));
+    await this.#closeWhenQuiet(all, drained, deadline);
     if (!(await settlesBy(drained, deadline))) {
       const left = all.filter((t) => !t.conn.closed);
       this.#log.warn(`Shutdown timeout: closing ${left.length} busy connection(s)`);
@@ -341,6 +344,38 @@ export class TcpListener implements RunningListener {
     }
     this.#disarmIdleTimer();
     await Promise.all(generations.map((g) => this.#closeInstance(g)));
+  }
+  /**
+   * While stopping, closes each connection once it is quiet: not busy and
+   * no byte in either direction for SHUTDOWN_QUIET_MS. A stream still
+   * flowing (an echo client sending, pipelined requests) is served until it
+   * pauses or the deadline: closing it mid-flow would drop what the client
+   * sent and the kernel still holds. Returns when all are done or at the
+   * deadline.
+   */
+  async #closeWhenQuiet(
+    all: readonly Tracked[],
+    drained: Promise<unknown>,
+    deadline: number,
+  ): Promise<void> {
+    let over = false;
+    void drained.then(() => over = true);
+    const marks = new Map<Tracked, { bytes: number; since: number }>();
+    while (!over && performance.now() < deadline) {
+      const now = performance.now();
+      for (const tracked of all) {
+        if (tracked.conn.closed) continue;
+        const bytes = tracked.conn.bytesIn + tracked.conn.bytesOut;
+        const mark = marks.get(tracked);
+        if (!mark || tracked.busy || mark.bytes !== bytes) {
+          marks.set(tracked, { bytes, since: now });
+        } else if (now - mark.since >= SHUTDOWN_QUIET_MS) {
+          this.#close(tracked, "shutdown");
+        }
+      }
+      const wait = Math.min(SHUTDOWN_SWEEP_MS, deadline - performance.now());
+      if (wait > 0) await settlesBy(drained, performance.now() + wait);
+    }
   }
 }
 

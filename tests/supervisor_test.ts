@@ -302,6 +302,41 @@ Deno.test("graceful stop closes idle connections at once and lets busy ones fini
   await stopping;
 });
 
+Deno.test("graceful stop serves a flowing echo stream until it pauses, losing nothing", async () => {
+  const server = await startServer(
+    listenerToml({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
+  );
+  using conn = await connect(server.port("e"));
+  const chunk = new Uint8Array(4096).fill(0x61);
+  let sent = 0;
+  let received = 0;
+  const reading = (async () => {
+    const buffer = new Uint8Array(65536);
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) return;
+      received += n;
+    }
+  })();
+  let stopping: Promise<void> | undefined;
+  const started = performance.now();
+  // Keep sending through the stop (bounded: 600 ms), a little at a time.
+  while (performance.now() - started < 600) {
+    if (!stopping && performance.now() - started > 100) {
+      stopping = server.supervisor.shutdown(5000);
+    }
+    sent += await conn.write(chunk);
+    if (sent - received > 256 * 1024) await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await waitFor(() => received === sent, 3000).catch(() => {});
+  assert.equal(received, sent, "every byte sent during the stop came back");
+  // Now quiet, the connection is closed by the stopping daemon.
+  await reading.catch(() => {});
+  const stoppedAfter = performance.now() - started;
+  await stopping;
+  assert.ok(stoppedAfter < 4000, `closed once quiet, ${Math.round(stoppedAfter)} ms`);
+});
+
 Deno.test("graceful stop force-closes work that outlives shutdown_timeout", async () => {
   const server = await startServer(
     listenerToml({ name: "p", service: "probe", listen: "127.0.0.1:0" }),
