@@ -145,21 +145,26 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
   const daemon = readDaemon(reader(daemonTable ?? {}, "daemon"), daemonTable !== undefined);
 
   const listeners: ListenerConfig[] = [];
+  const identities: ListenerIdentity[] = [];
   const raw = document.listener;
   root.has("listener");
   if (raw !== undefined && !isArrayOfTables(raw)) {
     root.problem("listener", "must be an array of tables: write each one as [[listener]]");
   } else {
     (raw as Record<string, unknown>[] | undefined ?? []).forEach((table, index) => {
-      const listener = readListener(reader(table, `listener[${index}]`), services);
+      const { listener, identity } = readListener(reader(table, `listener[${index}]`), services);
+      const line = lines.get(`listener[${index}]`);
+      if (identity) identities.push({ ...identity, line });
       if (listener) {
-        listener.line = lines.get(`listener[${index}]`);
+        listener.line = line;
         listeners.push(listener);
       }
     });
   }
   root.reportUnknown();
-  checkDuplicates(listeners, reader(document, ""));
+  // Every listener whose name and address are known takes part, also one
+  // with other problems: all problems are reported in one run.
+  checkDuplicates(identities, reader(document, ""));
   const metrics = daemon.metrics;
   const clash = metrics &&
     listeners.find((l) =>
@@ -221,10 +226,16 @@ function readDaemon(reader: OptionReader, present: boolean): DaemonConfig {
   return daemon;
 }
 
+/** What the duplicate checks compare. */
+type ListenerIdentity = Pick<
+  ListenerConfig,
+  "key" | "name" | "transport" | "listen" | "address" | "enabled" | "line"
+>;
+
 function readListener(
   reader: OptionReader,
   services: readonly Service[],
-): ListenerConfig | undefined {
+): { listener?: ListenerConfig; identity?: ListenerIdentity } {
   const before = reader.problemCount;
   const names = services.map((s) => s.name);
   const serviceName = reader.string("service", { required: true, choices: names });
@@ -288,10 +299,13 @@ function readListener(
     options = service.parseOptions(reader, transport, address);
     reader.reportUnknown();
   }
+  const identity = transport && address && listen !== undefined
+    ? { key: reader.prefix, name, transport, listen, address, enabled }
+    : undefined;
   if (reader.problemCount > before || !service || !transport || !address || listen === undefined) {
-    return undefined;
+    return { identity };
   }
-  return {
+  const listener: ListenerConfig = {
     key: reader.prefix,
     name,
     service: service.name,
@@ -305,13 +319,14 @@ function readListener(
     deny,
     options,
   };
+  return { listener, identity };
 }
 
-function checkDuplicates(listeners: ListenerConfig[], root: OptionReader): void {
+function checkDuplicates(listeners: ListenerIdentity[], root: OptionReader): void {
   listeners.forEach((listener, index) => {
     const earlier = listeners.slice(0, index);
     const prefix = listener.key;
-    const sameName = earlier.find((other) => other.name === listener.name);
+    const sameName = listener.name !== "" && earlier.find((other) => other.name === listener.name);
     if (sameName) {
       root.problem(
         `${prefix}.name`,

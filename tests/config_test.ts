@@ -233,6 +233,33 @@ deny = ["300.0.0.1"]
   assert.deepEqual(found.map((line) => line.split(":")[1]), ["2", "6", "7", "10", "16"]);
 });
 
+Deno.test("duplicates are reported beside the other problems of the listeners involved", () => {
+  const found = problems(`[[listener]]
+name = "x"
+service = "echo"
+listen = ":17001"
+transform = "lower"
+
+[[listener]]
+name = "x"
+service = "echo"
+listen = "0.0.0.0:17001"
+transfrom = "upper"
+
+[[listener]]
+service = "nope"
+listen = "127.0.0.1:17002"
+
+[[listener]]
+service = "nope"
+listen = "127.0.0.1:17003"
+`);
+  assert.deepEqual(found.map((line) => line.split(":")[1]), ["5", "8", "10", "11", "14", "18"]);
+  assert.match(found[1]!, /listener\[1\]\.name: duplicate name "x"/);
+  assert.match(found[2]!, /listener\[1\]\.listen: 0\.0\.0\.0:17001\/tcp overlaps "x"/);
+  assert.ok(!found.some((line) => line.includes('duplicate name ""')), found.join("\n"));
+});
+
 Deno.test("disabled listeners do not claim their address", () => {
   const config = parse(`
 [[listener]]
