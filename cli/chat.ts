@@ -18,7 +18,7 @@ import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { describeError } from "../lib/net_errors.ts";
-import { chatService } from "../handlers/chat.ts";
+import { chatService } from "../handlers/chat/mod.ts";
 
 const HELP = `Usage: switchboard chat ADDR [--name NAME] [--tcp]
 

@@ -17,7 +17,7 @@ import { ExitCode } from "../lib/exit_codes.ts";
 import { FrameError } from "../lib/header_codec.ts";
 import { describeError, isDisconnect } from "../lib/net_errors.ts";
 import { writeAll } from "../lib/write_all.ts";
-import { cmdService } from "../handlers/cmd.ts";
+import { cmdService } from "../handlers/cmd/mod.ts";
 
 const HELP = `Usage: switchboard cmd ADDR [OPTIONS] [--] COMMAND...
 

@@ -16,7 +16,7 @@ import type { Verb } from "./verb.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { writeAll } from "../lib/write_all.ts";
 import { describeError } from "../lib/net_errors.ts";
-import { echoService } from "../handlers/echo.ts";
+import { echoService } from "../handlers/echo/mod.ts";
 
 const HELP = `Usage: switchboard echo ADDR [TEXT...] [--udp] [--timeout DURATION]
 

@@ -7,7 +7,7 @@
 
 import { type ClientAddress, parseClientAddress, UsageError } from "./args.ts";
 import { FramedClient, RemoteError } from "./framed_client.ts";
-import { FILE_DEFAULT_PORT } from "../handlers/file.ts";
+import { FILE_DEFAULT_PORT } from "../handlers/file/mod.ts";
 import { describeError } from "../lib/net_errors.ts";
 
 /** The option every file verb takes. */

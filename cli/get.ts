@@ -25,7 +25,7 @@ import { pump } from "../lib/chunk_pump.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { type Sha256Job, Sha256Pool } from "../lib/sha256_pool.ts";
 import { writeAll } from "../lib/write_all.ts";
-import { FILE_DEFAULT_PORT } from "../handlers/file.ts";
+import { FILE_DEFAULT_PORT } from "../handlers/file/mod.ts";
 
 const HELP = `Usage: switchboard get ADDR REMOTE [LOCAL] [--continue] [--token TOKEN]
 

@@ -20,7 +20,7 @@ import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { formatSize } from "../lib/units.ts";
-import { FILE_DEFAULT_PORT } from "../handlers/file.ts";
+import { FILE_DEFAULT_PORT } from "../handlers/file/mod.ts";
 
 const HELP = `Usage: switchboard ls ADDR [DIR] [--token TOKEN]
 

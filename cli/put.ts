@@ -24,7 +24,7 @@ import { pump } from "../lib/chunk_pump.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import type { FrameHeader } from "../lib/header_codec.ts";
 import { inlineSha256Job } from "../lib/sha256_pool.ts";
-import { FILE_DEFAULT_PORT } from "../handlers/file.ts";
+import { FILE_DEFAULT_PORT } from "../handlers/file/mod.ts";
 
 const HELP = `Usage: switchboard put ADDR LOCAL [REMOTE] [--overwrite] [--token TOKEN]
 

@@ -15,10 +15,10 @@ import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { describeError } from "../lib/net_errors.ts";
-import { MAX_REPLY_BYTES, stripLineEnd } from "../lib/time_replies.ts";
-import { decodeRfc868 } from "../lib/time_wire.ts";
+import { MAX_REPLY_BYTES, stripLineEnd } from "../handlers/time/replies.ts";
+import { decodeRfc868 } from "../handlers/time/wire.ts";
 import { writeAll } from "../lib/write_all.ts";
-import { timeService } from "../handlers/time.ts";
+import { timeService } from "../handlers/time/mod.ts";
 
 const DEFAULT_PORT = timeService.defaultPort;
 const ATTEMPTS = 3;

@@ -6,11 +6,11 @@
  */
 
 import type { Service } from "../lib/service.ts";
-import { chatService } from "./chat.ts";
-import { cmdService } from "./cmd.ts";
-import { echoService } from "./echo.ts";
-import { fileService } from "./file.ts";
-import { timeService } from "./time.ts";
+import { chatService } from "./chat/mod.ts";
+import { cmdService } from "./cmd/mod.ts";
+import { echoService } from "./echo/mod.ts";
+import { fileService } from "./file/mod.ts";
+import { timeService } from "./time/mod.ts";
 
 /** Every built-in service, in the order `check` and `--help` list them. */
 export const SERVICES: readonly Service[] = [

@@ -245,7 +245,7 @@ Deno.test("chat: a reload that keeps the listener keeps its members and applies 
 });
 
 Deno.test("chat: the room is shared while any listener uses it and removed after", async () => {
-  const { chatService } = await import("../handlers/chat.ts");
+  const { chatService } = await import("../handlers/chat/mod.ts");
   const { Logger } = await import("../lib/log.ts");
   const shared = new Map<string, unknown>();
   const context = (name: string, port: number) => ({

@@ -8,8 +8,8 @@ import {
   frameLine,
   parseCommand,
   stripNewline,
-} from "../lib/chat_text.ts";
-import { formatRate } from "../lib/chat_room.ts";
+} from "../handlers/chat/text.ts";
+import { formatRate } from "../handlers/chat/room.ts";
 import { TokenBucket } from "../lib/token_bucket.ts";
 import { ConfigError, parseConfig } from "../lib/config.ts";
 import { defaultConfig } from "../lib/config_file.ts";

@@ -5,7 +5,7 @@ import {
   commandEnvironment,
   DEFAULT_PATH,
   parseCmdOptions,
-} from "../lib/cmd_options.ts";
+} from "../handlers/cmd/options.ts";
 import { parseConfig } from "../lib/config.ts";
 import { parseListenAddress } from "../lib/address.ts";
 import { OptionReader } from "../lib/option_reader.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkProgram, parseExecRequest, resolveCwd } from "../lib/cmd_request.ts";
+import { checkProgram, parseExecRequest, resolveCwd } from "../handlers/cmd/request.ts";
 import { RequestError } from "../lib/framed_server.ts";
 import type { FrameHeader } from "../lib/header_codec.ts";
 

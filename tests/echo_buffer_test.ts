@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { echoStream } from "../handlers/echo.ts";
+import { echoStream } from "../handlers/echo/mod.ts";
 import type { Connection, ConnectionContext } from "../lib/service.ts";
 import { captureLog } from "./_helpers.ts";
 

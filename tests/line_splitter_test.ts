@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type LineEvent, LineSplitter, OVER_LIMIT } from "../lib/line_splitter.ts";
+import { type LineEvent, LineSplitter, OVER_LIMIT } from "../handlers/time/line_splitter.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

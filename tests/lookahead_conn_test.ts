@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LookaheadConnection } from "../lib/lookahead_conn.ts";
+import { LookaheadConnection } from "../handlers/cmd/lookahead_conn.ts";
 import { MeteredConn } from "../lib/metered_conn.ts";
 
 const encoder = new TextEncoder();

@@ -1,6 +1,6 @@
 import { RequestError } from "../lib/framed_server.ts";
-import { compareUtf8 } from "../lib/dir_listing.ts";
-import { isServableName, osMessage, splitRequestPath } from "../lib/safe_path.ts";
+import { compareUtf8 } from "../handlers/file/dir_listing.ts";
+import { isServableName, osMessage, splitRequestPath } from "../handlers/file/safe_path.ts";
 import { assert, assertEquals } from "./_file_helpers.ts";
 
 function outcome(path: unknown, showHidden = false): string {

@@ -1,4 +1,4 @@
-import { StallWatch } from "../lib/stall_watch.ts";
+import { StallWatch } from "../handlers/file/stall_watch.ts";
 import { assertEquals } from "./_file_helpers.ts";
 
 Deno.test("StallWatch marks a transfer idle after a check without progress, busy again on progress", () => {

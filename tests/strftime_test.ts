@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { compileStrftime, strftime } from "../lib/strftime.ts";
+import { compileStrftime, strftime } from "../handlers/time/strftime.ts";
 import { ZonedClock } from "../lib/zoned_time.ts";
 // Expected values printed by Python's time.strftime on Linux (glibc 2.36), for
 // formats × instants × zones including DST edges; regenerate with

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createTimeService } from "../handlers/time.ts";
+import { createTimeService } from "../handlers/time/mod.ts";
 import { listenerToml, MAIN, runCli, startServer } from "./_helpers.ts";
 
 const T0 = Date.UTC(2026, 10, 22, 10, 30, 0, 250);

@@ -6,7 +6,7 @@ import {
   MAX_REPLY_BYTES,
   stripLineEnd,
   TimeReplier,
-} from "../lib/time_replies.ts";
+} from "../handlers/time/replies.ts";
 import { ZonedClock } from "../lib/zoned_time.ts";
 
 const encoder = new TextEncoder();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../lib/config.ts";
 import { loadConfig } from "../lib/config_file.ts";
-import { createTimeService, type TimeOptions } from "../handlers/time.ts";
+import { createTimeService, type TimeOptions } from "../handlers/time/mod.ts";
 import { SERVICES } from "../handlers/mod.ts";
 import {
   listenerToml,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { compileTokens } from "../lib/time_tokens.ts";
-import { compileTimeFormat } from "../lib/time_format.ts";
+import { compileTokens } from "../handlers/time/tokens.ts";
+import { compileTimeFormat } from "../handlers/time/format.ts";
 import { ZonedClock } from "../lib/zoned_time.ts";
 // Expected values printed by Moment (moment-timezone), cross-checked with
 // Day.js; see tests/testdata/gen_token_cases.cjs for how they were made.

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeRfc868, encodeRfc868, RFC868_EPOCH_OFFSET } from "../lib/time_wire.ts";
+import { decodeRfc868, encodeRfc868, RFC868_EPOCH_OFFSET } from "../handlers/time/wire.ts";
 
 function u32(bytes: Uint8Array): number {
   return new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);

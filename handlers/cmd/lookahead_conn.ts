@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { Connection } from "./service.ts";
+import type { Connection } from "../../lib/service.ts";
 
 /** What {@linkcode LookaheadConnection.watch} saw. */
 export type WatchResult = "data" | "closed" | "full";

@@ -14,7 +14,7 @@ import {
   commandEnvironment,
   describeCmdOptions,
   parseCmdOptions,
-} from "../lib/cmd_options.ts";
+} from "./options.ts";
 import {
   type CmdState,
   KILL_GRACE_MS,
@@ -24,27 +24,27 @@ import {
   type Started,
   startPool,
   takeSlot,
-} from "../lib/cmd_launch.ts";
-import { type ExecRequest, parseExecRequest, resolveCwd } from "../lib/cmd_request.ts";
-import { runCommand, type RunControl, type StdinSink } from "../lib/command_run.ts";
-import { type FramedRequest, RequestError, serveFrames } from "../lib/framed_server.ts";
+} from "./launch.ts";
+import { type ExecRequest, parseExecRequest, resolveCwd } from "./request.ts";
+import { runCommand, type RunControl, type StdinSink } from "./run.ts";
+import { type FramedRequest, RequestError, serveFrames } from "../../lib/framed_server.ts";
 import {
   encodeFrame,
   FrameError,
   type FrameHeader,
   type FrameReader,
-} from "../lib/header_codec.ts";
-import { LookaheadConnection } from "../lib/lookahead_conn.ts";
-import { describeError, isDisconnect } from "../lib/net_errors.ts";
+} from "../../lib/header_codec.ts";
+import { LookaheadConnection } from "./lookahead_conn.ts";
+import { describeError, isDisconnect } from "../../lib/net_errors.ts";
 import {
   type ConnectionContext,
   defineService,
   type ListenerContext,
   type Service,
   type ServiceInstance,
-} from "../lib/service.ts";
-import { formatSize } from "../lib/units.ts";
-import { serveLines } from "./cmd_line.ts";
+} from "../../lib/service.ts";
+import { formatSize } from "../../lib/units.ts";
+import { serveLines } from "./line.ts";
 
 const STDIN_CHUNK = 65536;
 

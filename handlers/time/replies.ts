@@ -9,8 +9,8 @@
  * @module
  */
 
-import { type CompiledTimeFormat, compileTimeFormat } from "./time_format.ts";
-import type { ZonedClock } from "./zoned_time.ts";
+import { type CompiledTimeFormat, compileTimeFormat } from "./format.ts";
+import type { ZonedClock } from "../../lib/zoned_time.ts";
 
 /** The longest format accepted, in bytes. */
 export const MAX_FORMAT_BYTES = 256;

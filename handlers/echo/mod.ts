@@ -6,8 +6,8 @@
  * @module
  */
 
-import { defineService, type Service } from "../lib/service.ts";
-import type { Connection, ConnectionContext } from "../lib/service.ts";
+import { defineService, type Service } from "../../lib/service.ts";
+import type { Connection, ConnectionContext } from "../../lib/service.ts";
 
 /** Options of an echo listener. */
 export interface EchoOptions {

@@ -23,7 +23,7 @@
  * @module
  */
 
-import { RequestError } from "./framed_server.ts";
+import { RequestError } from "../../lib/framed_server.ts";
 import { isUploadTempName } from "./atomic_upload.ts";
 
 /** The longest name (one path component) in UTF-8 bytes, as on Linux. */

@@ -7,12 +7,12 @@
  * @module
  */
 
-import { formatHostPort, normalizeHost } from "./address.ts";
-import type { ChatMember, ChatRoom, LeaveReason, MemberLimits, MemberSink } from "./chat_room.ts";
-import { parseCommand, stripNewline } from "./chat_text.ts";
-import type { Logger } from "./log.ts";
-import { LogThrottle } from "./log_throttle.ts";
-import { describeError } from "./net_errors.ts";
+import { formatHostPort, normalizeHost } from "../../lib/address.ts";
+import type { ChatMember, ChatRoom, LeaveReason, MemberLimits, MemberSink } from "./room.ts";
+import { parseCommand, stripNewline } from "./text.ts";
+import type { Logger } from "../../lib/log.ts";
+import { LogThrottle } from "../../lib/log_throttle.ts";
+import { describeError } from "../../lib/net_errors.ts";
 
 /** Sends a datagram from a listener's socket. */
 export type DatagramSend = (data: Uint8Array, to: Deno.NetAddr) => Promise<void>;

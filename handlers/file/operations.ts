@@ -9,18 +9,18 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { AtomicUpload, TargetExistsError } from "./atomic_upload.ts";
-import { pump, PUMP_CHUNK_SIZE, type PumpOptions, ShortSourceError } from "./chunk_pump.ts";
+import { pump, PUMP_CHUNK_SIZE, type PumpOptions, ShortSourceError } from "../../lib/chunk_pump.ts";
 import { listDirectory, mtimeMs } from "./dir_listing.ts";
 import {
   DEFAULT_MAX_HEADER_LENGTH,
   encodeFrame,
   encodeHeader,
   type FrameHeader,
-} from "./header_codec.ts";
-import type { FramedRequest, OperationHandler } from "./framed_server.ts";
-import { RequestError } from "./framed_server.ts";
-import type { Logger } from "./log.ts";
-import { describeError, isDisconnect } from "./net_errors.ts";
+} from "../../lib/header_codec.ts";
+import type { FramedRequest, OperationHandler } from "../../lib/framed_server.ts";
+import { RequestError } from "../../lib/framed_server.ts";
+import type { Logger } from "../../lib/log.ts";
+import { describeError, isDisconnect } from "../../lib/net_errors.ts";
 import {
   fileSystemError,
   joinNames,
@@ -30,7 +30,7 @@ import {
   type ServedRoot,
   splitRequestPath,
 } from "./safe_path.ts";
-import type { Sha256Job, Sha256Pool } from "./sha256_pool.ts";
+import type { Sha256Job, Sha256Pool } from "../../lib/sha256_pool.ts";
 import { StallWatch } from "./stall_watch.ts";
 
 /** The settings the operations need. */

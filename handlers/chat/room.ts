@@ -20,11 +20,11 @@ import {
   frameDatagram,
   frameLine,
   parseCommand,
-} from "./chat_text.ts";
-import { LogThrottle } from "./log_throttle.ts";
-import type { Logger } from "./log.ts";
-import { TokenBucket } from "./token_bucket.ts";
-import { formatDuration, type Rate } from "./units.ts";
+} from "./text.ts";
+import { LogThrottle } from "../../lib/log_throttle.ts";
+import type { Logger } from "../../lib/log.ts";
+import { TokenBucket } from "../../lib/token_bucket.ts";
+import { formatDuration, type Rate } from "../../lib/units.ts";
 
 /** How a member receives lines: one datagram each, or `\n`-terminated on a stream. */
 export type Framing = "datagram" | "line";

@@ -24,7 +24,7 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
  *
  * @example
  * ```ts
- * import { stripNewline } from "./chat_text.ts";
+ * import { stripNewline } from "./text.ts";
  * const text = new TextDecoder().decode(stripNewline(new TextEncoder().encode("hi\r\n\n")));
  * if (text !== "hi\r\n") throw new Error(JSON.stringify(text));
  * ```
@@ -106,7 +106,7 @@ const BAD_NAME_CHAR = /[\s:\p{C}]/u;
  *
  * @example
  * ```ts
- * import { checkName } from "./chat_text.ts";
+ * import { checkName } from "./text.ts";
  * if (checkName("ana_ñ") !== undefined) throw new Error("valid name refused");
  * if (checkName("a b") === undefined) throw new Error("space accepted");
  * ```
@@ -171,7 +171,7 @@ const CONTINUATION = encoder.encode("  ");
  *
  * @example
  * ```ts
- * import { encodePrefix, frameLine } from "./chat_text.ts";
+ * import { encodePrefix, frameLine } from "./text.ts";
  * const enc = new TextEncoder();
  * const out = frameLine(encodePrefix("ana"), enc.encode("hi\n* bob left"));
  * if (new TextDecoder().decode(out) !== "[ana] hi\n  * bob left\n") throw new Error();

@@ -33,7 +33,7 @@ export function encodeRfc868(epochMilliseconds: number): Uint8Array {
  *
  * @example
  * ```ts
- * import { decodeRfc868, encodeRfc868 } from "./time_wire.ts";
+ * import { decodeRfc868, encodeRfc868 } from "./wire.ts";
  * const t = Date.UTC(2040, 0, 1);
  * if (decodeRfc868(encodeRfc868(t), t) !== t) throw new Error("era");
  * ```

@@ -7,8 +7,8 @@
  */
 
 import { compileStrftime } from "./strftime.ts";
-import { compileTokens } from "./time_tokens.ts";
-import type { TimeFields } from "./zoned_time.ts";
+import { compileTokens } from "./tokens.ts";
+import type { TimeFields } from "../../lib/zoned_time.ts";
 
 /** A format string parsed once, ready to format many instants. */
 export interface CompiledTimeFormat {
@@ -29,8 +29,8 @@ export interface CompiledTimeFormat {
  *
  * @example
  * ```ts
- * import { compileTimeFormat } from "./time_format.ts";
- * import { ZonedClock } from "./zoned_time.ts";
+ * import { compileTimeFormat } from "./format.ts";
+ * import { ZonedClock } from "../../lib/zoned_time.ts";
  * const fields = new ZonedClock("UTC").fieldsAt(Date.UTC(2026, 10, 22, 10, 30));
  * const strftime = compileTimeFormat("%Y年%m月%d日 %X").format(fields);
  * const tokens = compileTimeFormat("YYYY-MM-DD[T]HH:mm").format(fields);

@@ -7,21 +7,21 @@
  * @module
  */
 
-import { removeStaleUploads } from "../lib/atomic_upload.ts";
-import { describePath, FileOperations, logRequest } from "../lib/file_operations.ts";
-import { serveRawFile } from "../lib/file_raw.ts";
-import { serveFrames } from "../lib/framed_server.ts";
+import { removeStaleUploads } from "./atomic_upload.ts";
+import { describePath, FileOperations, logRequest } from "./operations.ts";
+import { serveRawFile } from "./raw.ts";
+import { serveFrames } from "../../lib/framed_server.ts";
 import type {
   Connection,
   ConnectionContext,
   ListenerContext,
   ServiceInstance,
-} from "../lib/service.ts";
-import { defineService, type Service } from "../lib/service.ts";
-import { ServedRoot } from "../lib/safe_path.ts";
-import { Sha256Pool } from "../lib/sha256_pool.ts";
-import { readToken } from "../lib/token.ts";
-import { formatSize } from "../lib/units.ts";
+} from "../../lib/service.ts";
+import { defineService, type Service } from "../../lib/service.ts";
+import { ServedRoot } from "./safe_path.ts";
+import { Sha256Pool } from "../../lib/sha256_pool.ts";
+import { readToken } from "../../lib/token.ts";
+import { formatSize } from "../../lib/units.ts";
 
 /** Options of a file listener. */
 export interface FileOptions {

@@ -7,11 +7,11 @@
  * @module
  */
 
-import { runCommand } from "../lib/command_run.ts";
-import { RequestError } from "../lib/framed_server.ts";
-import { isDisconnect } from "../lib/net_errors.ts";
-import type { Connection, ConnectionContext } from "../lib/service.ts";
-import { tokenMatches } from "../lib/token.ts";
+import { runCommand } from "./run.ts";
+import { RequestError } from "../../lib/framed_server.ts";
+import { isDisconnect } from "../../lib/net_errors.ts";
+import type { Connection, ConnectionContext } from "../../lib/service.ts";
+import { tokenMatches } from "../../lib/token.ts";
 import {
   type CmdState,
   KILL_GRACE_MS,
@@ -19,7 +19,7 @@ import {
   PIPE_LINGER_MS,
   startCommand,
   takeSlot,
-} from "../lib/cmd_launch.ts";
+} from "./launch.ts";
 
 /** The longest line accepted; a longer one ends the connection. */
 export const MAX_LINE = 65536;

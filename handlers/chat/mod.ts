@@ -8,12 +8,12 @@
  * @module
  */
 
-import { ChatRoom, formatRate, type MemberLimits } from "../lib/chat_room.ts";
-import { serveChatConnection } from "../lib/chat_tcp.ts";
-import { ChatDatagramPort } from "../lib/chat_udp.ts";
-import { formatHostPort } from "../lib/address.ts";
-import { defineService, type ListenerContext, type Service } from "../lib/service.ts";
-import { formatDuration, type Rate } from "../lib/units.ts";
+import { ChatRoom, formatRate, type MemberLimits } from "./room.ts";
+import { serveChatConnection } from "./tcp.ts";
+import { ChatDatagramPort } from "./udp.ts";
+import { formatHostPort } from "../../lib/address.ts";
+import { defineService, type ListenerContext, type Service } from "../../lib/service.ts";
+import { formatDuration, type Rate } from "../../lib/units.ts";
 
 /** Options of a chat listener. */
 export interface ChatOptions {

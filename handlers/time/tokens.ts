@@ -14,8 +14,8 @@
  */
 
 import { MONTH_NAMES, WEEKDAY_NAMES } from "./strftime.ts";
-import type { CompiledTimeFormat } from "./time_format.ts";
-import type { TimeFields } from "./zoned_time.ts";
+import type { CompiledTimeFormat } from "./format.ts";
+import type { TimeFields } from "../../lib/zoned_time.ts";
 
 type Piece = (fields: TimeFields) => string;
 
@@ -109,8 +109,8 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
- * import { compileTokens } from "./time_tokens.ts";
- * import { ZonedClock } from "./zoned_time.ts";
+ * import { compileTokens } from "./tokens.ts";
+ * import { ZonedClock } from "../../lib/zoned_time.ts";
  * const fields = new ZonedClock("Asia/Kolkata").fieldsAt(Date.UTC(2026, 0, 5, 12, 0, 0, 42));
  * const text = compileTokens("ddd D MMM YYYY, h:mm:ss.SSS A Z [IST]").format(fields);
  * if (text !== "Mon 5 Jan 2026, 5:30:00.042 PM +05:30 IST") throw new Error(text);

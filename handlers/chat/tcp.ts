@@ -8,9 +8,9 @@
  * @module
  */
 
-import { formatHostPort, normalizeHost } from "./address.ts";
-import type { ChatMember, ChatRoom, LeaveReason, MemberLimits, MemberSink } from "./chat_room.ts";
-import type { Connection, ConnectionContext } from "./service.ts";
+import { formatHostPort, normalizeHost } from "../../lib/address.ts";
+import type { ChatMember, ChatRoom, LeaveReason, MemberLimits, MemberSink } from "./room.ts";
+import type { Connection, ConnectionContext } from "../../lib/service.ts";
 
 /** Options for {@linkcode serveChatConnection}. */
 export interface ChatConnectionOptions {

@@ -9,10 +9,10 @@
  * @module
  */
 
-import type { Connection, ConnectionContext, Service, Transport } from "../lib/service.ts";
-import { defineService } from "../lib/service.ts";
-import { LineSplitter, OVER_LIMIT } from "../lib/line_splitter.ts";
-import { compileStrftime } from "../lib/strftime.ts";
+import type { Connection, ConnectionContext, Service, Transport } from "../../lib/service.ts";
+import { defineService } from "../../lib/service.ts";
+import { LineSplitter, OVER_LIMIT } from "./line_splitter.ts";
+import { compileStrftime } from "./strftime.ts";
 import {
   checkDefaultFormat,
   DEFAULT_TIME_FORMAT,
@@ -20,10 +20,10 @@ import {
   MAX_REPLY_BYTES,
   stripLineEnd,
   TimeReplier,
-} from "../lib/time_replies.ts";
-import { DAYTIME_FORMAT, encodeRfc868 } from "../lib/time_wire.ts";
-import { resolveTimeZone, systemTimeZone, ZonedClock } from "../lib/zoned_time.ts";
-import { DEFAULT_ZONEINFO } from "../lib/zone_abbreviations.ts";
+} from "./replies.ts";
+import { DAYTIME_FORMAT, encodeRfc868 } from "./wire.ts";
+import { resolveTimeZone, systemTimeZone, ZonedClock } from "../../lib/zoned_time.ts";
+import { DEFAULT_ZONEINFO } from "../../lib/zone_abbreviations.ts";
 
 /** What a time listener answers with. */
 export type TimeMode = "format" | "daytime" | "rfc868";

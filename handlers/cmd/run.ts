@@ -9,7 +9,7 @@
  * @module
  */
 
-import { isDisconnect } from "./net_errors.ts";
+import { isDisconnect } from "../../lib/net_errors.ts";
 import type { ProcessGroup } from "./process_group.ts";
 
 const INITIAL_CHUNK = 4096;

@@ -9,18 +9,18 @@
  * @module
  */
 
-import { pump } from "./chunk_pump.ts";
-import { RequestError } from "./framed_server.ts";
+import { pump } from "../../lib/chunk_pump.ts";
+import { RequestError } from "../../lib/framed_server.ts";
 import {
   logRequest,
   outcomeOf,
   readFileSync,
   type RequestRecord,
   SYNC_READ_CHUNK,
-} from "./file_operations.ts";
-import { isDisconnect } from "./net_errors.ts";
+} from "./operations.ts";
+import { isDisconnect } from "../../lib/net_errors.ts";
 import { MAX_PATH_BYTES, type PathRules, type ServedRoot, splitRequestPath } from "./safe_path.ts";
-import type { Connection, ConnectionContext } from "./service.ts";
+import type { Connection, ConnectionContext } from "../../lib/service.ts";
 import { StallWatch } from "./stall_watch.ts";
 
 // A client that sends a name without a newline (as the course's client did)

@@ -6,10 +6,10 @@
  * @module
  */
 
-import { isLoopback, type ListenAddress } from "./address.ts";
-import type { OptionReader } from "./option_reader.ts";
-import { readToken } from "./token.ts";
-import { formatDuration, formatSize } from "./units.ts";
+import { isLoopback, type ListenAddress } from "../../lib/address.ts";
+import type { OptionReader } from "../../lib/option_reader.ts";
+import { readToken } from "../../lib/token.ts";
+import { formatDuration, formatSize } from "../../lib/units.ts";
 
 /** systemd's default PATH, used when neither `env` nor `pass_env` sets one. */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -8,10 +8,10 @@
  */
 
 import { isAbsolute, resolve } from "node:path";
-import type { CmdOptions } from "./cmd_options.ts";
-import { RequestError } from "./framed_server.ts";
-import type { FrameHeader } from "./header_codec.ts";
-import { formatSize } from "./units.ts";
+import type { CmdOptions } from "./options.ts";
+import { RequestError } from "../../lib/framed_server.ts";
+import type { FrameHeader } from "../../lib/header_codec.ts";
+import { formatSize } from "../../lib/units.ts";
 
 /** How a command gets its stdin. */
 export type StdinMode = "none" | "body" | "stream";

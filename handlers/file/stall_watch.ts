@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { ConnectionContext } from "./service.ts";
+import type { ConnectionContext } from "../../lib/service.ts";
 
 /** How often progress is checked, in ms. */
 export const STALL_CHECK_MS = 2000;

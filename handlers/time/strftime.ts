@@ -10,8 +10,8 @@
  * @module
  */
 
-import type { CompiledTimeFormat } from "./time_format.ts";
-import type { TimeFields } from "./zoned_time.ts";
+import type { CompiledTimeFormat } from "./format.ts";
+import type { TimeFields } from "../../lib/zoned_time.ts";
 
 /** Full English weekday names, Sunday first (C locale). */
 export const WEEKDAY_NAMES: readonly string[] = [
@@ -295,7 +295,7 @@ function join(pieces: (string | Piece)[]): Piece {
  * @example
  * ```ts
  * import { compileStrftime } from "./strftime.ts";
- * import { ZonedClock } from "./zoned_time.ts";
+ * import { ZonedClock } from "../../lib/zoned_time.ts";
  * const fields = new ZonedClock("Europe/Berlin").fieldsAt(Date.UTC(2026, 6, 1, 12));
  * const text = compileStrftime("%c %Z %z").format(fields);
  * if (text !== "Wed Jul  1 14:00:00 2026 CEST +0200") throw new Error(text);

@@ -6,12 +6,12 @@
  * @module
  */
 
-import type { CmdOptions } from "./cmd_options.ts";
-import { checkProgram, type ProgramProblem } from "./cmd_request.ts";
-import { RequestError } from "./framed_server.ts";
-import type { Logger } from "./log.ts";
+import type { CmdOptions } from "./options.ts";
+import { checkProgram, type ProgramProblem } from "./request.ts";
+import { RequestError } from "../../lib/framed_server.ts";
+import type { Logger } from "../../lib/log.ts";
 import { LeaderPool, POOL_SHELL, poolable } from "./leader_pool.ts";
-import { describeError } from "./net_errors.ts";
+import { describeError } from "../../lib/net_errors.ts";
 import { ProcessGroup } from "./process_group.ts";
 
 /** How long a process group gets after SIGTERM before SIGKILL, in ms. */
