@@ -57,6 +57,9 @@ export class UdpListener implements RunningListener {
     dropped: 0,
   };
   #pendingConfig: ListenerConfig;
+  // Sends not yet done, so `stop` closes the socket only after they are.
+  #sending = 0;
+  #sent?: PromiseWithResolvers<void>;
 
   /**
    * Takes ownership of a bound socket; call `start` once the service is open.
@@ -77,9 +80,24 @@ export class UdpListener implements RunningListener {
    * @throws {Deno.errors.BadResource} after the listener stopped
    */
   send = async (data: Uint8Array, to: Deno.NetAddr): Promise<void> => {
-    const n = await this.#socket.send(data, to);
-    this.#stats.bytesOut += n;
+    this.#sending++;
+    try {
+      const n = await this.#socket.send(data, to);
+      this.#stats.bytesOut += n;
+    } finally {
+      if (--this.#sending === 0 && this.#sent) {
+        this.#sent.resolve();
+        this.#sent = undefined;
+      }
+    }
   };
+
+  /** Settles once no send is in flight. */
+  #allSent(): Promise<void> {
+    if (this.#sending === 0) return Promise.resolve();
+    this.#sent ??= Promise.withResolvers<void>();
+    return this.#sent.promise;
+  }
 
   /**
    * Starts receiving, handing datagrams to `instance`.
@@ -192,6 +210,11 @@ export class UdpListener implements RunningListener {
       }
     }
     this.#stopping = true;
+    // Replies and fan-outs already handed to the kernel finish before the
+    // socket goes: a send still running on a closed socket is a lost datagram.
+    if (!(await settlesBy(this.#allSent(), deadline))) {
+      this.#log.warn("Shutdown timeout: datagrams were still being sent");
+    }
     try {
       this.#socket.close();
     } catch {
