@@ -14,7 +14,7 @@ import { findConfigSource, loadConfig } from "../lib/config_file.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { formatProblem } from "../lib/option_reader.ts";
 import { formatDuration } from "../lib/units.ts";
-import { findService } from "../handlers/mod.ts";
+import { findService, SERVICES } from "../handlers/mod.ts";
 
 const HELP = `Usage: switchboard check [-c FILE]
 
@@ -73,7 +73,7 @@ async function runCheck(args: string[]): Promise<number> {
   const source = findConfigSource(values.config as string | undefined);
   let config: Config;
   try {
-    config = await loadConfig(source);
+    config = await loadConfig(source, { services: SERVICES });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     for (const problem of error.problems) writeErr(formatProblem(problem) + "\n");

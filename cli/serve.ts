@@ -12,6 +12,7 @@ import { findConfigSource } from "../lib/config_file.ts";
 import { runDaemon } from "../lib/daemon.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { Logger } from "../lib/log.ts";
+import { SERVICES } from "../handlers/mod.ts";
 
 const HELP = `Usage: switchboard serve [-c FILE]
 
@@ -45,7 +46,7 @@ async function runServe(args: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const source = findConfigSource(values.config as string | undefined);
-  return await runDaemon({ source, log: new Logger() });
+  return await runDaemon({ source, log: new Logger(), services: SERVICES });
 }
 
 /** The `serve` verb. */

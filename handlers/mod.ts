@@ -1,6 +1,6 @@
 /**
- * The static table of built-in services. Adding a service is one file in
- * this folder and one line here.
+ * The static table of built-in services. Adding a service is a folder in
+ * `handlers/` (its `mod.ts` exporting the `Service` record) and one line here.
  *
  * @module
  */
@@ -12,13 +12,16 @@ import { echoService } from "./echo/mod.ts";
 import { fileService } from "./file/mod.ts";
 import { timeService } from "./time/mod.ts";
 
-/** Every built-in service, in the order `check` and `--help` list them. */
+/**
+ * Every built-in service, in the order `check` and `--help` list them and
+ * the embedded default config runs them.
+ */
 export const SERVICES: readonly Service[] = [
   echoService,
   chatService,
-  cmdService,
   timeService,
   fileService,
+  cmdService,
 ];
 
 /**

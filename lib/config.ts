@@ -18,7 +18,6 @@ import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import { type ConfigProblem, formatProblem, OptionReader } from "./option_reader.ts";
 import type { Service, Transport } from "./service.ts";
 import { locateKeys } from "./toml_locate.ts";
-import { SERVICES } from "../handlers/mod.ts";
 
 /** The `[daemon]` table. */
 export interface DaemonConfig {
@@ -91,8 +90,8 @@ export class ConfigError extends Error {
 
 /** Options for {@linkcode parseConfig}. */
 export interface ParseConfigOptions {
-  /** The service table. @default {SERVICES} */
-  services?: readonly Service[];
+  /** The service table (from the composition root, `handlers/mod.ts`). */
+  services: readonly Service[];
   /** Directory relative paths resolve against. @default {the file's directory} */
   baseDir?: string;
 }
@@ -107,8 +106,17 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  * @example
  * ```ts
  * import { parseConfig } from "./config.ts";
- * const config = parseConfig('[[listener]]\nservice = "echo"\nlisten = "127.0.0.1:0"\n', "demo.toml");
- * if (config.listeners[0]!.name !== "echo-tcp-0") throw new Error("default name");
+ * import { defineService } from "./service.ts";
+ * const hello = defineService({
+ *   name: "hello",
+ *   transports: ["tcp"],
+ *   defaultPort: 7100,
+ *   parseOptions: () => ({}),
+ *   open: () => ({ stream: async () => {} }),
+ * });
+ * const text = '[[listener]]\nservice = "hello"\nlisten = "127.0.0.1:0"\n';
+ * const config = parseConfig(text, "demo.toml", { services: [hello] });
+ * if (config.listeners[0]!.name !== "hello-tcp-0") throw new Error("default name");
  * ```
  *
  * @param text the TOML source
@@ -117,7 +125,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  * @returns the validated config
  * @throws {ConfigError} listing every problem found
  */
-export function parseConfig(text: string, file: string, options: ParseConfigOptions = {}): Config {
+export function parseConfig(text: string, file: string, options: ParseConfigOptions): Config {
   let document: Record<string, unknown>;
   try {
     document = parseToml(text) as Record<string, unknown>;
@@ -136,7 +144,7 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
   const problems: ConfigProblem[] = [];
   const lines = locateKeys(text);
   const baseDir = options.baseDir ?? dirname(resolve(file));
-  const services = options.services ?? SERVICES;
+  const { services } = options;
   const reader = (table: Record<string, unknown>, prefix: string): OptionReader =>
     new OptionReader(table, { file, prefix, lines, problems, baseDir });
 

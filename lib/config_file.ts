@@ -8,6 +8,7 @@
 
 import { resolve } from "node:path";
 import { type Config, ConfigError, parseConfig } from "./config.ts";
+import type { Service } from "./service.ts";
 
 /** Where a config comes from. */
 export type ConfigSource =
@@ -73,48 +74,45 @@ export interface DefaultConfig {
 }
 
 /**
- * Builds the embedded default: echo (TCP and UDP), chat and time always, on
- * loopback; file read-only on `./files` when that folder exists; cmd only
- * when `SWITCHBOARD_TOKEN` is set (with that token).
+ * Builds the embedded default from the service table: each service that has
+ * an embedded part runs on `127.0.0.1` at its default port (echo, chat and
+ * time always; file read-only on `./files` when that folder exists; cmd only
+ * when `SWITCHBOARD_TOKEN` is set, with that token).
+ * @param services the service table
  * @param environment environment and working directory
  * @returns the TOML text and the notes on what was skipped
  */
-export function defaultConfig(environment: ConfigEnvironment = {}): DefaultConfig {
-  const cwd = environment.cwd ?? Deno.cwd();
-  const env = envOf(environment);
+export function defaultConfig(
+  services: readonly Service[],
+  environment: ConfigEnvironment = {},
+): DefaultConfig {
+  const embedded = { cwd: environment.cwd ?? Deno.cwd(), env: envOf(environment) };
   const notes: string[] = [];
   const listeners: string[] = [];
-  const add = (fields: Record<string, string | boolean>): void => {
-    listeners.push(
-      "[[listener]]\n" +
-        Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n"),
-    );
-  };
-  add({ name: "echo-tcp", service: "echo", transport: "tcp", listen: "127.0.0.1:7007" });
-  add({ name: "echo-udp", service: "echo", transport: "udp", listen: "127.0.0.1:7007" });
-  add({ name: "chat", service: "chat", transport: "udp", listen: "127.0.0.1:7008" });
-  add({ name: "time", service: "time", transport: "udp", listen: "127.0.0.1:7037" });
-  const files = resolve(cwd, "files");
-  if (isDirectory(files)) {
-    add({ name: "file", service: "file", listen: "127.0.0.1:7021", root: files });
-  } else {
-    notes.push(`Embedded default: file service skipped (no folder "${files}")`);
-  }
-  const token = env("SWITCHBOARD_TOKEN");
-  if (token) {
-    add({ name: "cmd", service: "cmd", listen: "127.0.0.1:7009", token });
-  } else {
-    notes.push("Embedded default: cmd service skipped (SWITCHBOARD_TOKEN is not set)");
+  for (const service of services) {
+    const part = service.embeddedDefault?.(embedded);
+    if (!part) continue;
+    if (part.note) notes.push(`Embedded default: ${part.note}`);
+    for (const keys of part.listeners) {
+      const fields = {
+        name: keys.name,
+        service: service.name,
+        ...keys,
+        listen: `127.0.0.1:${service.defaultPort}`,
+      };
+      listeners.push(
+        "[[listener]]\n" +
+          Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n"),
+      );
+    }
   }
   return { text: `[daemon]\nlog_level = "info"\n\n${listeners.join("\n\n")}\n`, notes };
 }
 
-function isDirectory(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
+/** Options for {@linkcode loadConfig}. */
+export interface LoadConfigOptions extends ConfigEnvironment {
+  /** The service table (from the composition root, `handlers/mod.ts`). */
+  services: readonly Service[];
 }
 
 /**
@@ -123,22 +121,36 @@ function isDirectory(path: string): boolean {
  * @example
  * ```ts
  * import { loadConfig } from "./config_file.ts";
- * const config = await loadConfig({ kind: "embedded" }, { env: () => undefined, cwd: "/" });
- * if (!config.listeners.some((l) => l.name === "echo-tcp")) throw new Error("no echo");
+ * import { defineService } from "./service.ts";
+ * const hello = defineService({
+ *   name: "hello",
+ *   transports: ["tcp"],
+ *   defaultPort: 7100,
+ *   embeddedDefault: () => ({ listeners: [{ name: "hello" }] }),
+ *   parseOptions: () => ({}),
+ *   open: () => ({ stream: async () => {} }),
+ * });
+ * const config = await loadConfig({ kind: "embedded" }, {
+ *   services: [hello],
+ *   env: () => undefined,
+ *   cwd: "/",
+ * });
+ * if (config.listeners[0]?.address.port !== 7100) throw new Error("default port");
  * ```
  *
  * @param source from {@linkcode findConfigSource}
- * @param environment environment and working directory (for the embedded default)
+ * @param options the service table; environment and working directory (for the embedded default)
  * @returns the validated config
  * @throws {ConfigError} when the file cannot be read or is invalid
  */
 export async function loadConfig(
   source: ConfigSource,
-  environment: ConfigEnvironment = {},
+  options: LoadConfigOptions,
 ): Promise<Config> {
+  const { services } = options;
   if (source.kind === "embedded") {
-    const { text, notes } = defaultConfig(environment);
-    const config = parseConfig(text, EMBEDDED, { baseDir: environment.cwd ?? Deno.cwd() });
+    const { text, notes } = defaultConfig(services, options);
+    const config = parseConfig(text, EMBEDDED, { services, baseDir: options.cwd ?? Deno.cwd() });
     return { ...config, notes: [...notes, ...config.notes] };
   }
   let text: string;
@@ -157,5 +169,5 @@ export async function loadConfig(
       message: `cannot read config${via}: ${why}`,
     }]);
   }
-  return parseConfig(text, source.path);
+  return parseConfig(text, source.path, { services });
 }

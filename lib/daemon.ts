@@ -15,6 +15,7 @@ import { type DaemonFacts, type MetricsServer, serveMetrics } from "./metrics.ts
 import { describeError } from "./net_errors.ts";
 import { formatProblem } from "./option_reader.ts";
 import { SystemdNotifier } from "./sd_notify.ts";
+import type { Service } from "./service.ts";
 import { StartFailure, Supervisor } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 
@@ -24,6 +25,8 @@ export interface DaemonOptions {
   source: ConfigSource;
   /** The root logger (reconfigured from the config's `[daemon]`). */
   log: Logger;
+  /** The service table (from the composition root, `handlers/mod.ts`). */
+  services: readonly Service[];
 }
 
 type Event = { kind: "stop"; signal: string } | { kind: "reload" };
@@ -82,9 +85,13 @@ function describeSource(source: ConfigSource): string {
   return source.kind === "embedded" ? "the embedded default" : source.path;
 }
 
-async function load(source: ConfigSource, log: Logger): Promise<Config | undefined> {
+async function load(
+  source: ConfigSource,
+  log: Logger,
+  services: readonly Service[],
+): Promise<Config | undefined> {
   try {
-    return await loadConfig(source);
+    return await loadConfig(source, { services });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     for (const problem of error.problems) log.error(formatProblem(problem));
@@ -104,10 +111,10 @@ function sameAddress(server: MetricsServer, wanted: ListenAddress): boolean {
  *   metrics endpoint cannot bind, 78 for a bad config
  */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
-  const { source, log } = options;
+  const { source, log, services } = options;
   const events = new SignalEvents(log);
   try {
-    const config = await load(source, log);
+    const config = await load(source, log, services);
     if (!config) {
       log.error(`Configuration is invalid (${describeSource(source)}); nothing was started`);
       return ExitCode.Config;
@@ -115,7 +122,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     log.configure({ level: config.daemon.logLevel, format: config.daemon.logFormat });
     for (const note of config.notes) log.info(note);
 
-    const supervisor = new Supervisor({ log });
+    const supervisor = new Supervisor({ log, services });
     try {
       await supervisor.apply(config);
     } catch (error) {
@@ -161,7 +168,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     for (let event = await events.next(); event.kind === "reload"; event = await events.next()) {
       log.info("SIGHUP: reloading configuration", { config: describeSource(source) });
       await notifier?.reloading();
-      const next = await load(source, log);
+      const next = await load(source, log, services);
       if (!next) {
         facts.failedReloads++;
         log.error("Reload refused: the new configuration is invalid; keeping the current one");

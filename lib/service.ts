@@ -98,6 +98,25 @@ export interface ServiceInstance {
   close?(): Promise<void>;
 }
 
+/** What the embedded default config is run in: the environment it looks at. */
+export interface EmbeddedEnvironment {
+  /** The working directory. */
+  readonly cwd: string;
+  /** Reads an environment variable. */
+  readonly env: (name: string) => string | undefined;
+}
+
+/**
+ * What a service contributes to the embedded default config: listeners on
+ * `127.0.0.1` at the service's `defaultPort`, or a note saying why none.
+ */
+export interface EmbeddedDefault {
+  /** Each listener's keys besides `service` and `listen` (at least `name`). */
+  readonly listeners: readonly Readonly<Record<string, string | boolean>>[];
+  /** Why the service was left out, for the log (`"… skipped (…)"`). */
+  readonly note?: string;
+}
+
 /** A built-in service: an entry of the static table in `handlers/mod.ts`. */
 export interface Service<O = unknown> {
   /** The value of `service = "…"` in the config. */
@@ -106,6 +125,11 @@ export interface Service<O = unknown> {
   readonly transports: readonly Transport[];
   /** The port `ADDR` means when a client gives a bare host. */
   readonly defaultPort: number;
+  /**
+   * Its part of the embedded default config (loopback only, and only what is
+   * safe without a config file); absent when the default does not run it.
+   */
+  readonly embeddedDefault?: (environment: EmbeddedEnvironment) => EmbeddedDefault;
   /** The default `idle_timeout` of its TCP listeners, in ms (0: none). */
   readonly defaultIdleTimeoutMs?: number;
   /**

@@ -15,7 +15,6 @@ import type { ListenerStats, RunningListener } from "./running_listener.ts";
 import type { ListenerContext, Service, ServiceInstance } from "./service.ts";
 import { TcpListener } from "./tcp_listener.ts";
 import { UdpListener } from "./udp_listener.ts";
-import { SERVICES } from "../handlers/mod.ts";
 
 /** A listener could not start; `phase` says whether binding or the service failed. */
 export class ListenerStartError extends Error {
@@ -89,8 +88,8 @@ export interface ReloadSummary {
 export interface SupervisorOptions {
   /** The root logger. */
   log: Logger;
-  /** The service table. @default {SERVICES} */
-  services?: readonly Service[];
+  /** The service table (from the composition root, `handlers/mod.ts`). */
+  services: readonly Service[];
   /** Monotonic clock in ms handed to services (tests inject a fake one). @default {performance.now} */
   clock?: () => number;
 }
@@ -106,7 +105,7 @@ interface Prepared {
  *
  * @example
  * ```ts ignore
- * await using supervisor = new Supervisor({ log });
+ * await using supervisor = new Supervisor({ log, services: SERVICES });
  * await supervisor.apply(config);            // start
  * await supervisor.apply(newConfig);         // reload
  * await supervisor.shutdown(10_000);         // graceful stop
@@ -127,7 +126,7 @@ export class Supervisor {
    */
   constructor(options: SupervisorOptions) {
     this.#log = options.log;
-    this.#services = options.services ?? SERVICES;
+    this.#services = options.services;
     this.#clock = options.clock ?? (() => performance.now());
   }
 

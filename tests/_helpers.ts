@@ -10,6 +10,7 @@ import { parseConfig } from "../lib/config.ts";
 import { Logger } from "../lib/log.ts";
 import type { Service } from "../lib/service.ts";
 import { Supervisor } from "../lib/supervisor.ts";
+import { SERVICES } from "../handlers/mod.ts";
 
 /** The repository's root directory. */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
@@ -68,11 +69,15 @@ export async function startServer(
   options: StartServerOptions = {},
 ): Promise<TestServer> {
   const config = parseConfig(toml, "test.toml", {
-    services: options.services,
+    services: options.services ?? SERVICES,
     baseDir: options.baseDir ?? Deno.cwd(),
   });
   const { log, lines } = captureLog();
-  const supervisor = new Supervisor({ log, services: options.services, clock: options.clock });
+  const supervisor = new Supervisor({
+    log,
+    services: options.services ?? SERVICES,
+    clock: options.clock,
+  });
   await supervisor.apply(config);
   return {
     supervisor,

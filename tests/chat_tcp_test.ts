@@ -2,6 +2,7 @@ import { deepStrictEqual as assertEquals, match as assertMatch } from "node:asse
 import { chatListener, FakeClock, TcpPeer, UdpPeer } from "./_chat_peers.ts";
 import { startServer } from "./_helpers.ts";
 import { parseConfig } from "../lib/config.ts";
+import { SERVICES } from "../handlers/mod.ts";
 
 const enc = new TextEncoder();
 
@@ -227,6 +228,7 @@ Deno.test("chat: a reload that keeps the listener keeps its members and applies 
   const reloaded = parseConfig(
     chatListener({ room: "r", max_message: 5 }) + tcpChat({ room: "r" }, "t"),
     "test.toml",
+    { services: SERVICES },
   );
   const summary = await server.supervisor.apply(reloaded);
   assertEquals(summary.changed, ["chat"]);
@@ -237,7 +239,9 @@ Deno.test("chat: a reload that keeps the listener keeps its members and applies 
   assertEquals(await c.next(), `[${b.address}] 12345`);
 
   // Removing the UDP listener removes its members from the room the TCP one keeps.
-  await server.supervisor.apply(parseConfig(tcpChat({ room: "r" }, "t"), "test.toml"));
+  await server.supervisor.apply(
+    parseConfig(tcpChat({ room: "r" }, "t"), "test.toml", { services: SERVICES }),
+  );
   const left = [await c.next(), await c.next()].sort();
   assertEquals(left, [`* ${a.address} left`, `* ${b.address} left`].sort());
   await c.send("/who");
@@ -258,7 +262,7 @@ Deno.test("chat: the room is shared while any listener uses it and removed after
     now: () => 0,
     send: () => Promise.resolve(),
   });
-  const config = parseConfig(chatListener({ room: "x" }), "test.toml");
+  const config = parseConfig(chatListener({ room: "x" }), "test.toml", { services: SERVICES });
   const options = config.listeners[0]!.options;
   const first = await chatService.open(options, context("one", 1));
   const second = await chatService.open(options, context("two", 2));

@@ -14,6 +14,7 @@ import { TokenBucket } from "../lib/token_bucket.ts";
 import { ConfigError, parseConfig } from "../lib/config.ts";
 import { defaultConfig } from "../lib/config_file.ts";
 import { chatListener } from "./_chat_peers.ts";
+import { SERVICES } from "../handlers/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -201,7 +202,7 @@ Deno.test("TokenBucket allows a burst, then the rate", async (t) => {
 
 function problemsOf(toml: string): string[] {
   try {
-    parseConfig(toml, "test.toml");
+    parseConfig(toml, "test.toml", { services: SERVICES });
     return [];
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -211,7 +212,7 @@ function problemsOf(toml: string): string[] {
 
 Deno.test("chat options: defaults, and every bad value reported", async (t) => {
   await t.step("defaults", () => {
-    const config = parseConfig(chatListener(), "test.toml");
+    const config = parseConfig(chatListener(), "test.toml", { services: SERVICES });
     assertEquals(config.listeners[0]!.options, {
       room: undefined,
       memberTtlMs: 600_000,
@@ -235,6 +236,7 @@ Deno.test("chat options: defaults, and every bad value reported", async (t) => {
         member_queue: "1MiB",
       }),
       "test.toml",
+      { services: SERVICES },
     );
     assertEquals(config.listeners[0]!.options, {
       room: "lobby",
@@ -274,8 +276,8 @@ Deno.test("chat options: defaults, and every bad value reported", async (t) => {
 });
 
 Deno.test("the embedded default's chat listener validates", () => {
-  const { text } = defaultConfig({ env: () => undefined, cwd: "/nonexistent" });
-  const config = parseConfig(text, "<embedded default>", { baseDir: "/" });
+  const { text } = defaultConfig(SERVICES, { env: () => undefined, cwd: "/nonexistent" });
+  const config = parseConfig(text, "<embedded default>", { services: SERVICES, baseDir: "/" });
   const chat = config.listeners.find((listener) => listener.service === "chat");
   assertEquals(chat?.transport, "udp");
   assertEquals(chat?.address.port, 7008);

@@ -11,6 +11,7 @@ import { parseListenAddress } from "../lib/address.ts";
 import { OptionReader } from "../lib/option_reader.ts";
 import type { ConfigProblem } from "../lib/option_reader.ts";
 import { MAIN, ROOT, runCli } from "./_helpers.ts";
+import { SERVICES } from "../handlers/mod.ts";
 
 function listener(keys: string, listen = "127.0.0.1:7009"): string {
   return `[[listener]]\nservice = "cmd"\nlisten = "${listen}"\n${keys}\n`;
@@ -19,7 +20,8 @@ function listener(keys: string, listen = "127.0.0.1:7009"): string {
 /** Parses one listener; returns its options or the problems' "key: message" lines. */
 function parse(keys: string, listen?: string): CmdOptions | string[] {
   try {
-    return parseConfig(listener(keys, listen), "t.toml", { baseDir: "/" }).listeners[0]!
+    return parseConfig(listener(keys, listen), "t.toml", { services: SERVICES, baseDir: "/" })
+      .listeners[0]!
       .options as CmdOptions;
   } catch (error) {
     return (error as { problems: ConfigProblem[] }).problems.map((p) => `${p.key}: ${p.message}`);

@@ -296,7 +296,7 @@ Deno.test("a config without enabled listeners is valid but noted", () => {
 Deno.test("the embedded default listens on loopback only and says what it skipped", async () => {
   const cwd = await Deno.makeTempDir();
   try {
-    const config = await loadConfig({ kind: "embedded" }, { env: () => undefined, cwd });
+    const config = await loadConfig({ kind: "embedded" }, { services, env: () => undefined, cwd });
     assert.equal(config.file, EMBEDDED);
     assert.ok(config.listeners.length >= 2);
     for (const listener of config.listeners) {
@@ -319,7 +319,7 @@ Deno.test("the embedded default adds file on ./files and cmd with SWITCHBOARD_TO
     await Deno.mkdir(join(cwd, "files"));
     const env = (name: string): string | undefined =>
       name === "SWITCHBOARD_TOKEN" ? "s3cret" : undefined;
-    const { text, notes } = defaultConfig({ env, cwd });
+    const { text, notes } = defaultConfig(SERVICES, { env, cwd });
     assert.ok(!notes.some((n) => n.includes("file service skipped")));
     assert.ok(!notes.some((n) => n.includes("cmd service skipped")));
     assert.ok(text.includes('service = "file"'));
@@ -367,7 +367,9 @@ Deno.test("the config is searched in DESIGN.md's order", async () => {
 });
 
 Deno.test("a missing -c file is a config error, not a fallback", async () => {
-  const error = await loadConfig({ kind: "file", path: "/nonexistent/sb.toml", why: "-c" }).then(
+  const error = await loadConfig({ kind: "file", path: "/nonexistent/sb.toml", why: "-c" }, {
+    services,
+  }).then(
     () => undefined,
     (e) => e,
   );
@@ -375,5 +377,28 @@ Deno.test("a missing -c file is a config error, not a fallback", async () => {
   assert.equal(
     formatProblem(error.problems[0]!),
     "/nonexistent/sb.toml: cannot read config (given by -c): no such file",
+  );
+});
+
+Deno.test("the embedded default comes from the service table and each service's default port", () => {
+  const hello = defineService({
+    name: "hello",
+    transports: ["tcp", "udp"],
+    defaultPort: 7100,
+    embeddedDefault: ({ env }) =>
+      env("HELLO") === "yes"
+        ? { listeners: [{ name: "hi", transport: "udp" }] }
+        : { listeners: [], note: "hello skipped (HELLO is not yes)" },
+    parseOptions: () => ({}),
+    open: () => ({ datagram: () => {} }),
+  });
+  const off = defaultConfig([hello], { env: () => undefined, cwd: "/" });
+  assert.deepEqual(off.notes, ["Embedded default: hello skipped (HELLO is not yes)"]);
+  assert.ok(!off.text.includes("[[listener]]"));
+  const on = defaultConfig([hello], { env: (name) => name === "HELLO" ? "yes" : undefined });
+  const config = parseConfig(on.text, EMBEDDED, { services: [hello], baseDir: "/" });
+  assert.deepEqual(
+    config.listeners.map((l) => `${l.name} ${l.service}/${l.transport} ${l.listen}`),
+    ["hi hello/udp 127.0.0.1:7100"],
   );
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { renderMetrics } from "../lib/metrics.ts";
 import { parseConfig } from "../lib/config.ts";
 import { readBytes, spawnDaemon, tempConfig, udpRequest } from "./_helpers.ts";
+import { SERVICES } from "../handlers/mod.ts";
 
 Deno.test("metrics render in the Prometheus text format with escaped labels", () => {
   const text = renderMetrics([
@@ -57,6 +58,7 @@ Deno.test("the metrics address may not overlap a tcp listener", () => {
       parseConfig(
         '[daemon]\nmetrics = "127.0.0.1:7007"\n[[listener]]\nname = "e"\nservice = "echo"\nlisten = ":7007"\n',
         "m.toml",
+        { services: SERVICES },
       ),
     { message: /m\.toml:2: daemon\.metrics: overlaps the tcp listener "e" \(:7007, line 3\)/ },
   );

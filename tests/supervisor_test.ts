@@ -363,9 +363,10 @@ Deno.test("a port that cannot be bound fails the start and leaves nothing bound"
       listenerToml({ name: "clash", service: "echo", listen: `127.0.0.1:${taken}` }) +
       listenerToml({ name: "udp", service: "echo", transport: "udp", listen: "127.0.0.1:0" }),
     "test.toml",
+    { services: SERVICES },
   );
   const { log } = captureLog();
-  const supervisor = new Supervisor({ log });
+  const supervisor = new Supervisor({ log, services: SERVICES });
   const error = await supervisor.apply(config).then(() => undefined, (e) => e);
   assert.ok(error instanceof StartFailure);
   assert.equal(error.failures.length, 1);
@@ -381,7 +382,7 @@ Deno.test("a port that cannot be bound fails the start and leaves nothing bound"
 
 Deno.test("reload keeps unchanged listeners and their connections, swaps changed ones in place", async () => {
   const { log, lines } = captureLog();
-  const supervisor = new Supervisor({ log });
+  const supervisor = new Supervisor({ log, services: SERVICES });
   const base = (transform: string, extra = ""): string =>
     listenerToml({ name: "kept", service: "echo", listen: "127.0.0.1:0" }) +
     listenerToml({ name: "changed", service: "echo", listen: "127.0.0.1:0", transform }) +
@@ -391,6 +392,7 @@ Deno.test("reload keeps unchanged listeners and their connections, swaps changed
       parseConfig(
         base("none", listenerToml({ name: "gone", service: "echo", listen: "127.0.0.1:0" })),
         "a.toml",
+        { services: SERVICES },
       ),
     );
     const port = (name: string): number =>
@@ -403,6 +405,7 @@ Deno.test("reload keeps unchanged listeners and their connections, swaps changed
     const summary = await supervisor.apply(parseConfig(
       base("upper", listenerToml({ name: "added", service: "echo", listen: "127.0.0.1:0" })),
       "b.toml",
+      { services: SERVICES },
     ));
     assert.deepEqual(summary, {
       added: ["added"],
@@ -428,10 +431,12 @@ Deno.test("reload keeps unchanged listeners and their connections, swaps changed
 Deno.test("a reload that cannot start rolls back and changes nothing", async () => {
   using blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { log } = captureLog();
-  const supervisor = new Supervisor({ log });
+  const supervisor = new Supervisor({ log, services: SERVICES });
   try {
     await supervisor.apply(
-      parseConfig(listenerToml({ name: "a", service: "echo", listen: "127.0.0.1:0" }), "a.toml"),
+      parseConfig(listenerToml({ name: "a", service: "echo", listen: "127.0.0.1:0" }), "a.toml", {
+        services: SERVICES,
+      }),
     );
     const before = supervisor.listeners.map((l) => `${l.name}:${l.addr.port}`);
     using conn = await connect(supervisor.listeners[0]!.addr.port);
@@ -440,6 +445,7 @@ Deno.test("a reload that cannot start rolls back and changes nothing", async () 
         listenerToml({ name: "b", service: "echo", listen: "127.0.0.1:0" }) +
         listenerToml({ name: "c", service: "echo", listen: `127.0.0.1:${blocker.addr.port}` }),
       "b.toml",
+      { services: SERVICES },
     );
     await assert.rejects(() => supervisor.apply(next), StartFailure);
     assert.deepEqual(supervisor.listeners.map((l) => `${l.name}:${l.addr.port}`), before);
@@ -472,6 +478,7 @@ Deno.test("accept errors never end the accept loop: resets are skipped, others b
   const config = parseConfig(
     listenerToml({ name: "e", service: "echo", listen: "127.0.0.1:0" }),
     "t.toml",
+    { services: SERVICES },
   )
     .listeners[0]!;
   const echo = await SERVICES[0]!.open(config.options, {} as never);

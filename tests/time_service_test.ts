@@ -312,7 +312,11 @@ Deno.test("the embedded default includes the time listener on 127.0.0.1:7037/udp
   const cwd = await Deno.makeTempDir();
   try {
     assert.ok(SERVICES.some((s) => s.name === "time"));
-    const config = await loadConfig({ kind: "embedded" }, { env: () => undefined, cwd });
+    const config = await loadConfig({ kind: "embedded" }, {
+      services: SERVICES,
+      env: () => undefined,
+      cwd,
+    });
     const time = config.listeners.find((l) => l.service === "time");
     assert.ok(time, "time listener present");
     assert.equal(time.listen, "127.0.0.1:7037");

@@ -82,6 +82,7 @@ export const chatService: Service = defineService<ChatOptions>({
   name: "chat",
   transports: ["udp", "tcp"],
   defaultPort: 7008,
+  embeddedDefault: () => ({ listeners: [{ name: "chat", transport: "udp" }] }),
   // Silent members are removed by member_ttl, with an announcement.
   defaultIdleTimeoutMs: 0,
   parseOptions(reader, transport) {

@@ -463,6 +463,13 @@ export const cmdService: Service = defineService<CmdOptions>({
   name: "cmd",
   transports: ["tcp"],
   defaultPort: 7009,
+  // Running commands needs a secret, so only with one from the environment.
+  embeddedDefault: ({ env }) => {
+    const token = env("SWITCHBOARD_TOKEN");
+    return token
+      ? { listeners: [{ name: "cmd", token }] }
+      : { listeners: [], note: "cmd service skipped (SWITCHBOARD_TOKEN is not set)" };
+  },
   parseOptions(reader, _transport, address) {
     return parseCmdOptions(reader, { address });
   },

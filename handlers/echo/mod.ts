@@ -82,6 +82,9 @@ export const echoService: Service = defineService<EchoOptions>({
   name: "echo",
   transports: ["tcp", "udp"],
   defaultPort: 7007,
+  embeddedDefault: () => ({
+    listeners: [{ name: "echo-tcp", transport: "tcp" }, { name: "echo-udp", transport: "udp" }],
+  }),
   parseOptions(reader) {
     return {
       transform: reader.string("transform", { default: "none", choices: ["none", "upper"] }) as

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { resolve } from "node:path";
 import { removeStaleUploads } from "./atomic_upload.ts";
 import { describePath, FileOperations, logRequest } from "./operations.ts";
 import { serveRawFile } from "./raw.ts";
@@ -108,11 +109,26 @@ async function openFileService(
   };
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 /** The file service's entry in the service table. */
 export const fileService: Service = defineService<FileOptions>({
   name: "file",
   transports: ["tcp"],
   defaultPort: FILE_DEFAULT_PORT,
+  // Read-only, and only where the user made a folder for it.
+  embeddedDefault: ({ cwd }) => {
+    const root = resolve(cwd, "files");
+    return isDirectory(root)
+      ? { listeners: [{ name: "file", root }] }
+      : { listeners: [], note: `file service skipped (no folder "${root}")` };
+  },
   parseOptions(reader) {
     const root = reader.path("root", { required: true, mustBe: "dir" });
     const protocol = reader.string("protocol", {

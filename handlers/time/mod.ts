@@ -136,6 +136,7 @@ export function createTimeService(seams: TimeServiceOptions = {}): Service {
     name: "time",
     transports: ["udp", "tcp"],
     defaultPort: 7037,
+    embeddedDefault: () => ({ listeners: [{ name: "time", transport: "udp" }] }),
     parseOptions(reader, transport) {
       const mode = reader.string("mode", {
         default: "format",
