@@ -1,28 +1,13 @@
 /**
- * What a compiled time format is, and the rule that picks the dialect: a
- * format containing `%` is strftime (C/Python directives), any other is
- * Moment/Day.js tokens.
+ * The rule that picks the dialect: a format containing `%` is strftime
+ * (C/Python directives), any other is Moment/Day.js tokens.
  *
  * @module
  */
 
 import { compileStrftime } from "./strftime.ts";
 import { compileTokens } from "./tokens.ts";
-import type { TimeFields } from "../../lib/zoned_time.ts";
-
-/** A format string parsed once, ready to format many instants. */
-export interface CompiledTimeFormat {
-  /**
-   * Formats an instant's fields.
-   * @param fields the instant in the listener's zone
-   * @returns the text
-   */
-  format(fields: TimeFields): string;
-  /** Whether the output changes within a second (it shows milliseconds). */
-  readonly usesMilliseconds: boolean;
-  /** An upper bound of the output's length in UTF-8 bytes, for years 1 to 9999. */
-  readonly maxBytes: number;
-}
+import type { CompiledTimeFormat } from "./dialect.ts";
 
 /**
  * Compiles a format in the dialect its text asks for.

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { type CompiledTimeFormat, compileTimeFormat } from "./format.ts";
+import type { CompiledTimeFormat } from "./dialect.ts";
+import { compileTimeFormat } from "./format.ts";
 import type { ZonedClock } from "../../lib/zoned_time.ts";
 
 /** The longest format accepted, in bytes. */

@@ -10,35 +10,8 @@
  * @module
  */
 
-import type { CompiledTimeFormat } from "./format.ts";
+import { type CompiledTimeFormat, MONTH_NAMES, WEEKDAY_NAMES } from "./dialect.ts";
 import type { TimeFields } from "../../lib/zoned_time.ts";
-
-/** Full English weekday names, Sunday first (C locale). */
-export const WEEKDAY_NAMES: readonly string[] = [
-  "Sunday",
-  "Monday",
-  "Tuesday",
-  "Wednesday",
-  "Thursday",
-  "Friday",
-  "Saturday",
-];
-
-/** Full English month names, January first (C locale). */
-export const MONTH_NAMES: readonly string[] = [
-  "January",
-  "February",
-  "March",
-  "April",
-  "May",
-  "June",
-  "July",
-  "August",
-  "September",
-  "October",
-  "November",
-  "December",
-];
 
 type Piece = (fields: TimeFields) => string;
 

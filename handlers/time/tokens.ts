@@ -13,8 +13,7 @@
  * @module
  */
 
-import { MONTH_NAMES, WEEKDAY_NAMES } from "./strftime.ts";
-import type { CompiledTimeFormat } from "./format.ts";
+import { type CompiledTimeFormat, MONTH_NAMES, WEEKDAY_NAMES } from "./dialect.ts";
 import type { TimeFields } from "../../lib/zoned_time.ts";
 
 type Piece = (fields: TimeFields) => string;
