@@ -5,7 +5,7 @@
  */
 
 import type { ListenerConfig } from "./config.ts";
-import type { ServiceInstance } from "./service.ts";
+import type { ServiceInstance, Transport } from "./service.ts";
 
 /** Counters of one listener since it started. */
 export interface ListenerStats {
@@ -25,6 +25,25 @@ export interface ListenerStats {
   datagrams?: number;
   /** UDP: datagrams dropped (reflection-prone source port, access rules). */
   dropped?: number;
+}
+
+/**
+ * Fresh counters for a listener of `transport` (UDP ones also count
+ * datagrams handled and dropped).
+ * @param transport the listener's transport
+ * @returns all counters at zero
+ */
+export function emptyStats(transport: Transport): ListenerStats {
+  const stats: ListenerStats = {
+    accepted: 0,
+    refused: 0,
+    denied: 0,
+    active: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+  if (transport === "udp") Object.assign(stats, { datagrams: 0, dropped: 0 });
+  return stats;
 }
 
 /** A listener the supervisor runs. */

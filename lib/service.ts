@@ -10,6 +10,7 @@
 import type { ListenAddress } from "./address.ts";
 import type { Logger } from "./log.ts";
 import type { OptionReader } from "./option_reader.ts";
+import type { SharedState } from "./shared_state.ts";
 
 /** A socket type a listener may use. */
 export type Transport = "tcp" | "udp";
@@ -78,7 +79,7 @@ export interface ListenerContext {
    * State shared by listeners of one supervisor (e.g. a chat room used by a
    * TCP and a UDP listener). Keys are namespaced by service, `"chat:room:x"`.
    */
-  readonly shared: Map<string, unknown>;
+  readonly shared: SharedState;
   /**
    * The supervisor's monotonic clock in ms (performance.now() unless a test
    * injects one). Services measure TTLs and rates with it, not Date.now().

@@ -13,6 +13,7 @@ import type { Logger } from "./log.ts";
 import { describeError } from "./net_errors.ts";
 import type { ListenerStats, RunningListener } from "./running_listener.ts";
 import type { ListenerContext, Service, ServiceInstance } from "./service.ts";
+import { SharedState } from "./shared_state.ts";
 import { TcpListener } from "./tcp_listener.ts";
 import { UdpListener } from "./udp_listener.ts";
 
@@ -116,7 +117,7 @@ export class Supervisor {
   #services: readonly Service[];
   #clock: () => number;
   #running = new Map<string, RunningListener>();
-  #shared = new Map<string, unknown>();
+  #shared = new SharedState();
   #stopping: Promise<void>[] = [];
   #shutdownTimeoutMs = 10_000;
   #busy: Promise<unknown> = Promise.resolve();

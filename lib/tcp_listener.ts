@@ -13,7 +13,8 @@ import { LogThrottle } from "./log_throttle.ts";
 import { MeteredConn } from "./metered_conn.ts";
 import { describeError, isDisconnect, isTransientAcceptError } from "./net_errors.ts";
 import type { ConnectionContext, ServiceInstance } from "./service.ts";
-import type { ListenerStats, RunningListener } from "./running_listener.ts";
+import { emptyStats, type ListenerStats, type RunningListener } from "./running_listener.ts";
+import { settlesBy } from "./settles_by.ts";
 
 /** The service instance and settings new connections are served with. */
 interface Generation {
@@ -60,14 +61,7 @@ export class TcpListener implements RunningListener {
   #wakeBackoff?: () => void;
   #refusedLog = new LogThrottle();
   #deniedLog = new LogThrottle();
-  #stats: ListenerStats = {
-    accepted: 0,
-    refused: 0,
-    denied: 0,
-    active: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-  };
+  #stats: ListenerStats = emptyStats("tcp");
 
   /**
    * Starts accepting on an already bound socket.
@@ -384,21 +378,5 @@ function closeQuietly(resource: { close(): void }): void {
     resource.close();
   } catch {
     // Already closed.
-  }
-}
-
-/**
- * Waits for `promise` until `deadline` (a performance.now() time).
- * @returns true when it settled in time
- */
-export async function settlesBy(promise: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }

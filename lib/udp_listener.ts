@@ -12,9 +12,9 @@ import type { ListenerConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { describeError } from "./net_errors.ts";
-import type { ListenerStats, RunningListener } from "./running_listener.ts";
+import { emptyStats, type ListenerStats, type RunningListener } from "./running_listener.ts";
 import type { ServiceInstance } from "./service.ts";
-import { settlesBy } from "./tcp_listener.ts";
+import { settlesBy } from "./settles_by.ts";
 
 // Larger than the largest UDP payload (65,507 bytes over IPv4), so nothing is truncated.
 const RECEIVE_BUFFER = 65536;
@@ -46,16 +46,7 @@ export class UdpListener implements RunningListener {
   #loop?: Promise<void>;
   #failures = new LogThrottle();
   #denials = new LogThrottle();
-  #stats: ListenerStats = {
-    accepted: 0,
-    refused: 0,
-    denied: 0,
-    active: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    datagrams: 0,
-    dropped: 0,
-  };
+  #stats: ListenerStats = emptyStats("udp");
   #pendingConfig: ListenerConfig;
   // Sends not yet done, so `stop` closes the socket only after they are.
   #sending = 0;

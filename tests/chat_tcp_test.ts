@@ -3,6 +3,7 @@ import { chatListener, FakeClock, TcpPeer, UdpPeer } from "./_chat_peers.ts";
 import { startServer } from "./_helpers.ts";
 import { parseConfig } from "../lib/config.ts";
 import { SERVICES } from "../handlers/mod.ts";
+import { SharedState } from "../lib/shared_state.ts";
 
 const enc = new TextEncoder();
 
@@ -251,7 +252,7 @@ Deno.test("chat: a reload that keeps the listener keeps its members and applies 
 Deno.test("chat: the room is shared while any listener uses it and removed after", async () => {
   const { chatService } = await import("../handlers/chat/mod.ts");
   const { Logger } = await import("../lib/log.ts");
-  const shared = new Map<string, unknown>();
+  const shared = new SharedState();
   const context = (name: string, port: number) => ({
     name,
     transport: "udp" as const,
@@ -266,11 +267,11 @@ Deno.test("chat: the room is shared while any listener uses it and removed after
   const options = config.listeners[0]!.options;
   const first = await chatService.open(options, context("one", 1));
   const second = await chatService.open(options, context("two", 2));
-  assertEquals([...shared.keys()], ["chat:room:x"]);
+  assertEquals(shared.keys(), ["chat:room:x"]);
   await first.close?.();
-  assertEquals([...shared.keys()], ["chat:room:x"]);
+  assertEquals(shared.keys(), ["chat:room:x"]);
   await first.close?.(); // closing twice releases once
-  assertEquals([...shared.keys()], ["chat:room:x"]);
+  assertEquals(shared.keys(), ["chat:room:x"]);
   await second.close?.();
-  assertEquals(shared.size, 0);
+  assertEquals(shared.keys(), []);
 });

@@ -58,21 +58,19 @@ function limitsOf(options: ChatOptions): MemberLimits {
 
 function acquireRoom(name: string, context: ListenerContext): [RoomEntry, () => void] {
   const key = `chat:room:${name}`;
-  let entry = context.shared.get(key) as RoomEntry | undefined;
-  if (entry === undefined) {
-    const room = new ChatRoom({ name, now: context.now, log: context.log });
-    entry = { room, refs: 0, ports: new Map() };
-    context.shared.set(key, entry);
-  }
-  entry.refs++;
-  const held = entry;
+  const held = context.shared.obtain<RoomEntry>(key, () => ({
+    room: new ChatRoom({ name, now: context.now, log: context.log }),
+    refs: 0,
+    ports: new Map(),
+  }));
+  held.refs++;
   let released = false;
   const release = (): void => {
     if (released) return;
     released = true;
     if (--held.refs > 0) return;
     held.room.close();
-    if (context.shared.get(key) === held) context.shared.delete(key);
+    context.shared.forget(key, held);
   };
   return [held, release];
 }

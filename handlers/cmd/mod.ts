@@ -410,12 +410,7 @@ export interface CmdInstance extends ServiceInstance {
  * @returns the service instance
  */
 export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInstance {
-  const key = `cmd:slots:${listener.name}`;
-  let slots = listener.shared.get(key) as { running: number } | undefined;
-  if (!slots) {
-    slots = { running: 0 };
-    listener.shared.set(key, slots);
-  }
+  const slots = listener.shared.obtain(`cmd:slots:${listener.name}`, () => ({ running: 0 }));
   const state: CmdState = {
     options,
     env: commandEnvironment(options),

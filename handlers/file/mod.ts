@@ -21,6 +21,7 @@ import type {
 import { defineService, type Service } from "../../lib/service.ts";
 import { ServedRoot } from "./safe_path.ts";
 import { Sha256Pool } from "../../lib/sha256_pool.ts";
+import type { SharedState } from "../../lib/shared_state.ts";
 import { readToken } from "../../lib/token.ts";
 import { formatSize } from "../../lib/units.ts";
 
@@ -50,13 +51,8 @@ export const FILE_DEFAULT_PORT = 7021;
 const UPLOADS_KEY = "file:uploads";
 
 /** The set of upload temporaries in use, shared by every file listener. */
-function uploadsInFlight(shared: Map<string, unknown>): Set<string> {
-  let set = shared.get(UPLOADS_KEY) as Set<string> | undefined;
-  if (!set) {
-    set = new Set();
-    shared.set(UPLOADS_KEY, set);
-  }
-  return set;
+function uploadsInFlight(shared: SharedState): Set<string> {
+  return shared.obtain(UPLOADS_KEY, () => new Set<string>());
 }
 
 /**
