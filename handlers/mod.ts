@@ -19,9 +19,9 @@ import { timeService } from "./time/mod.ts";
 export const SERVICES: readonly Service[] = [
   echoService,
   chatService,
+  cmdService,
   timeService,
   fileService,
-  cmdService,
 ];
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { listenerToml } from "./_helpers.ts";
+import { listenerToml, startServer, type TestServer } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -280,4 +280,96 @@ export class TcpPeer implements ChatPeer {
  */
 export function chatListener(fields: Record<string, unknown> = {}, name = "chat"): string {
   return listenerToml({ name, service: "chat", listen: "127.0.0.1:0", ...fields });
+}
+
+/** Two members of one chat room on a fresh server: `a` joined first and heard `b` join. */
+export interface ChatPair<P extends ChatPeer> extends AsyncDisposable {
+  /** The running server. */
+  readonly server: TestServer;
+  /** The chat listener's port. */
+  readonly port: number;
+  /** The first member. */
+  readonly a: P;
+  /** The second member (its join was read by `a`). */
+  readonly b: P;
+}
+
+async function pairOf<P extends ChatPeer>(
+  toml: string,
+  join: (port: number) => Promise<[P, P]>,
+): Promise<ChatPair<P>> {
+  const server = await startServer(toml);
+  try {
+    const port = server.port("chat");
+    const [a, b] = await join(port);
+    return {
+      server,
+      port,
+      a,
+      b,
+      async [Symbol.asyncDispose]() {
+        await b[Symbol.asyncDispose]();
+        await a[Symbol.asyncDispose]();
+        await server[Symbol.asyncDispose]();
+      },
+    };
+  } catch (error) {
+    await server[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
+async function expectJoin(a: ChatPeer, b: ChatPeer): Promise<void> {
+  const line = await a.next();
+  if (line !== `* ${b.address} joined`) {
+    throw new Error(`expected ${b.address}'s join, got ${line}`);
+  }
+}
+
+/**
+ * Starts a server on `toml` (listener "chat") with two UDP members joined.
+ * @param toml the config @default {chatListener()}
+ * @returns the server, the port and both members; dispose it with `await using`
+ * @throws {Error} when the join is not announced
+ */
+export function udpPair(toml: string = chatListener()): Promise<ChatPair<UdpPeer>> {
+  return pairOf(toml, async (port) => {
+    const a = new UdpPeer(port);
+    const b = new UdpPeer(port);
+    try {
+      await a.send("");
+      await b.send("");
+      await expectJoin(a, b);
+      return [a, b];
+    } catch (error) {
+      await b[Symbol.asyncDispose]();
+      await a[Symbol.asyncDispose]();
+      throw error;
+    }
+  });
+}
+
+/**
+ * Starts a server on `toml` (a TCP listener "chat") with two TCP members
+ * joined; `a` has read its `/who` reply.
+ * @param toml the config
+ * @returns the server, the port and both members; dispose it with `await using`
+ * @throws {Error} when the join is not announced
+ */
+export function tcpPair(toml: string): Promise<ChatPair<TcpPeer>> {
+  return pairOf(toml, async (port) => {
+    const a = await TcpPeer.connect(port);
+    let b: TcpPeer | undefined;
+    try {
+      await a.send("/who");
+      await a.next();
+      b = await TcpPeer.connect(port);
+      await expectJoin(a, b);
+      return [a, b];
+    } catch (error) {
+      await b?.[Symbol.asyncDispose]();
+      await a[Symbol.asyncDispose]();
+      throw error;
+    }
+  });
 }

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { chatListener, FakeClock, TcpPeer, UdpPeer } from "./_chat_peers.ts";
+import { chatListener, FakeClock, tcpPair, TcpPeer, UdpPeer } from "./_chat_peers.ts";
 import { startServer } from "./_helpers.ts";
 import { parseConfig } from "../lib/config.ts";
 import { SERVICES } from "../handlers/mod.ts";
@@ -32,13 +32,8 @@ Deno.test("chat over TCP: members exchange lines with the same server lines", as
 });
 
 Deno.test("chat over TCP: UTF-8 split across writes and invalid bytes pass untouched", async () => {
-  await using server = await startServer(tcpChat());
-  const port = server.port("chat");
-  await using a = await TcpPeer.connect(port);
-  await a.send("/who");
-  await a.next();
-  await using b = await TcpPeer.connect(port);
-  assertEquals(await a.next(), `* ${b.address} joined`);
+  await using pair = await tcpPair(tcpChat());
+  const { a, b } = pair;
   const text = enc.encode("日本語 ✓");
   await b.write(text.subarray(0, 2));
   await new Promise((resolve) => setTimeout(resolve, 20));
@@ -51,13 +46,8 @@ Deno.test("chat over TCP: UTF-8 split across writes and invalid bytes pass untou
 });
 
 Deno.test("chat over TCP: a line over max_message is refused and skipped to its newline", async () => {
-  await using server = await startServer(tcpChat({ max_message: 10 }));
-  const port = server.port("chat");
-  await using a = await TcpPeer.connect(port);
-  await a.send("/who");
-  await a.next();
-  await using b = await TcpPeer.connect(port);
-  assertEquals(await a.next(), `* ${b.address} joined`);
+  await using pair = await tcpPair(tcpChat({ max_message: 10 }));
+  const { a, b } = pair;
   await b.write(enc.encode("x".repeat(25)));
   await new Promise((resolve) => setTimeout(resolve, 20));
   await b.write(enc.encode("y".repeat(5000) + "\nok\n0123456789\r\n"));
@@ -84,13 +74,8 @@ Deno.test("chat over TCP: a last line without a newline is relayed at end of str
 });
 
 Deno.test("chat over TCP: /leave and a closed connection are announced", async () => {
-  await using server = await startServer(tcpChat());
-  const port = server.port("chat");
-  await using a = await TcpPeer.connect(port);
-  await a.send("/who");
-  await a.next();
-  await using b = await TcpPeer.connect(port);
-  assertEquals(await a.next(), `* ${b.address} joined`);
+  await using pair = await tcpPair(tcpChat());
+  const { port, a, b } = pair;
   await b.send("/leave");
   assertEquals(await a.next(), `* ${b.address} left`);
   await b.ended; // the server closes the connection

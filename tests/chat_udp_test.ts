@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { chatListener, FakeClock, UdpPeer } from "./_chat_peers.ts";
+import { chatListener, FakeClock, udpPair, UdpPeer } from "./_chat_peers.ts";
 import { startServer } from "./_helpers.ts";
 
 const enc = new TextEncoder();
@@ -18,13 +18,8 @@ Deno.test("chat: a first datagram joins its sender and is relayed to the others"
 });
 
 Deno.test("chat: an empty datagram is a keep-alive that relays nothing", async () => {
-  await using server = await startServer(chatListener());
-  const port = server.port("chat");
-  await using a = new UdpPeer(port);
-  await using b = new UdpPeer(port);
-  await a.send("");
-  await b.send("");
-  assertEquals(await a.next(), `* ${b.address} joined`);
+  await using pair = await udpPair();
+  const { a, b } = pair;
   await b.send("");
   await b.send("\n"); // what `nc -u` sends for an empty line
   await a.quiet();
@@ -65,13 +60,8 @@ Deno.test("chat: each message reaches every other member exactly once, never its
 });
 
 Deno.test("chat: one trailing newline is stripped; bytes pass through untouched", async (t) => {
-  await using server = await startServer(chatListener());
-  const port = server.port("chat");
-  await using a = new UdpPeer(port);
-  await using b = new UdpPeer(port);
-  await a.send("");
-  await b.send("");
-  assertEquals(await a.next(), `* ${b.address} joined`);
+  await using pair = await udpPair();
+  const { a, b } = pair;
   const prefix = enc.encode(`[${b.address}] `);
   const cases: [string, Uint8Array, Uint8Array][] = [
     ["LF", enc.encode("x\n"), enc.encode("x")],
@@ -99,13 +89,8 @@ Deno.test("chat: one trailing newline is stripped; bytes pass through untouched"
 });
 
 Deno.test("chat: /nick renames, tells the others, and later messages carry the name", async () => {
-  await using server = await startServer(chatListener());
-  const port = server.port("chat");
-  await using a = new UdpPeer(port);
-  await using b = new UdpPeer(port);
-  await a.send("");
-  await b.send("");
-  assertEquals(await a.next(), `* ${b.address} joined`);
+  await using pair = await udpPair();
+  const { a, b } = pair;
   await b.send("/nick bob\n");
   assertEquals(await a.next(), `* ${b.address} is now bob`);
   await b.send("hi");
@@ -221,13 +206,8 @@ Deno.test("chat: a /leave from a stranger does not join it", async () => {
 });
 
 Deno.test("chat: unknown commands are refused; // sends a line starting with /", async () => {
-  await using server = await startServer(chatListener());
-  const port = server.port("chat");
-  await using a = new UdpPeer(port);
-  await using b = new UdpPeer(port);
-  await a.send("");
-  await b.send("");
-  assertEquals(await a.next(), `* ${b.address} joined`);
+  await using pair = await udpPair();
+  const { a, b } = pair;
   await b.send("/shrug oh well");
   assertMatch(await b.next(), /^error: unknown command "\/shrug"/);
   await b.send("//shrug oh well");
@@ -286,13 +266,8 @@ Deno.test("chat: members silent for member_ttl expire with a timeout notice", as
 });
 
 Deno.test("chat: with the real clock a silent member expires soon after member_ttl", async () => {
-  await using server = await startServer(chatListener({ member_ttl: "1s" }));
-  const port = server.port("chat");
-  await using a = new UdpPeer(port);
-  await using b = new UdpPeer(port);
-  await a.send("");
-  await b.send("");
-  assertEquals(await a.next(), `* ${b.address} joined`);
+  await using pair = await udpPair(chatListener({ member_ttl: "1s" }));
+  const { a, b } = pair;
   let notice: string | undefined;
   const deadline = performance.now() + 10_000;
   while (notice === undefined && performance.now() < deadline) {
@@ -325,13 +300,8 @@ Deno.test("chat: a newcomer beyond max_members gets one 'room full' and is not a
 });
 
 Deno.test("chat: a message over max_message is dropped and the sender alone is told", async () => {
-  await using server = await startServer(chatListener({ max_message: 10 }));
-  const port = server.port("chat");
-  await using a = new UdpPeer(port);
-  await using b = new UdpPeer(port);
-  await a.send("");
-  await b.send("");
-  assertEquals(await a.next(), `* ${b.address} joined`);
+  await using pair = await udpPair(chatListener({ max_message: 10 }));
+  const { a, b } = pair;
   await b.send("0123456789A");
   assertEquals(await b.next(), "error: message too long (11 bytes, limit 10); not sent");
   await a.quiet();
