@@ -123,7 +123,7 @@ async function runChat(args: string[]): Promise<number> {
 
   let link: ChatLink;
   try {
-    link = values.tcp ? await openTcpLink(address, onLine) : openUdpLink(address, onLine);
+    link = values.tcp ? await openTcpLink(address, onLine) : await openUdpLink(address, onLine);
   } catch (error) {
     return fail("chat", describeError(error));
   }

@@ -36,8 +36,11 @@ const encoder = new TextEncoder();
  * @param onLine called with each datagram (a fresh copy)
  * @returns the link
  */
-export function openUdpLink(address: ClientAddress, onLine: (line: Uint8Array) => void): ChatLink {
-  const client = new UdpClient(address);
+export async function openUdpLink(
+  address: ClientAddress,
+  onLine: (line: Uint8Array) => void,
+): Promise<ChatLink> {
+  const client = await UdpClient.open(address);
   let closed = false;
   const ended = new Promise<string>(() => {});
   void (async () => {
@@ -52,18 +55,17 @@ export function openUdpLink(address: ClientAddress, onLine: (line: Uint8Array) =
       if (data !== null) onLine(data);
     }
   })();
+  const close = (): void => {
+    closed = true;
+    client.close();
+  };
   return {
     transport: "udp",
     send: (line) => client.send(line),
     keepAlive: () => client.send(new Uint8Array(0)),
     ended,
-    close(): void {
-      closed = true;
-      client.close();
-    },
-    [Symbol.dispose](): void {
-      this.close();
-    },
+    close,
+    [Symbol.dispose]: close,
   };
 }
 

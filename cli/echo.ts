@@ -66,7 +66,7 @@ async function echoUdp(
   text: string | undefined,
   timeoutMs: number,
 ): Promise<number> {
-  using client = new UdpClient(address);
+  using client = await UdpClient.open(address);
   const printer = networkPrinter();
   const ask = async (payload: Uint8Array): Promise<void> => {
     const reply = await client.request(payload, { timeoutMs });

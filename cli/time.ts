@@ -81,7 +81,7 @@ async function askUdp(
   format: string,
   timeoutMs: number,
 ): Promise<Uint8Array> {
-  using client = new UdpClient(address);
+  using client = await UdpClient.open(address);
   return await client.request(encoder.encode(format), { timeoutMs, attempts: ATTEMPTS });
 }
 

@@ -34,18 +34,30 @@ export class UdpClient {
   #buffer = new Uint8Array(65536);
 
   /**
+   * Talks to `server` from an already bound socket (see {@linkcode UdpClient.open}).
+   * @param socket a bound UDP socket, owned by the client from now on
+   * @param server the server's address
+   */
+  constructor(socket: Deno.DatagramConn, server: ClientAddress) {
+    this.#socket = socket;
+    this.#server = { transport: "udp", hostname: server.hostname, port: server.port };
+  }
+
+  /**
    * Binds an ephemeral local port of the server's address family.
    * @param server the server's address
+   * @returns the client
    * @throws {Deno.errors.AddrNotAvailable} when no socket can be bound
    */
-  constructor(server: ClientAddress) {
+  static async open(server: ClientAddress): Promise<UdpClient> {
     const v6 = server.hostname.includes(":");
-    this.#socket = Deno.listenDatagram({
+    // Awaited: in the self-contained executable binding completes later.
+    const socket = await Deno.listenDatagram({
       hostname: v6 ? "::" : "0.0.0.0",
       port: 0,
       transport: "udp",
     });
-    this.#server = { transport: "udp", hostname: server.hostname, port: server.port };
+    return new UdpClient(socket, server);
   }
 
   /** The local address, e.g. for messages. */

@@ -8,7 +8,7 @@ import { parseVerbArgs, UsageError } from "./args.ts";
 import { writeOut } from "./output.ts";
 import type { Verb } from "./verb.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
-import { VERSION } from "../lib/version.ts";
+import { runtimeName, VERSION } from "../lib/version.ts";
 
 const HELP = `Usage: switchboard version
 
@@ -22,8 +22,7 @@ function runVersion(args: string[]): Promise<number> {
     return Promise.resolve(ExitCode.Ok);
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const runtime = typeof Deno !== "undefined" ? `deno ${Deno.version.deno}` : "unknown runtime";
-  writeOut(`switchboard ${VERSION} (${runtime})\n`);
+  writeOut(`switchboard ${VERSION} (${runtimeName()})\n`);
   return Promise.resolve(ExitCode.Ok);
 }
 

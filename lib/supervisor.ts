@@ -237,8 +237,11 @@ export class Supervisor {
     let socket: Deno.TcpListener | Deno.DatagramConn;
     try {
       socket = config.transport === "tcp"
-        ? bindWildcardAware((h) => Deno.listen({ hostname: h, port, transport: "tcp" }), hostname)
-        : bindWildcardAware(
+        ? await bindWildcardAware(
+          (h) => Deno.listen({ hostname: h, port, transport: "tcp" }),
+          hostname,
+        )
+        : await bindWildcardAware(
           (h) => Deno.listenDatagram({ hostname: h, port, transport: "udp" }),
           hostname,
         );
@@ -337,14 +340,19 @@ function asStartError(error: unknown): ListenerStartError {
 /**
  * Binds `[::]` dual-stack, falling back to 0.0.0.0 on a host without IPv6.
  */
-function bindWildcardAware<T>(bind: (hostname: string) => T, hostname: string): T {
+// Awaited although Deno binds synchronously: in the self-contained
+// executable (node's socket APIs underneath) binding completes later.
+async function bindWildcardAware<T>(
+  bind: (hostname: string) => T | Promise<T>,
+  hostname: string,
+): Promise<T> {
   try {
-    return bind(hostname);
+    return await bind(hostname);
   } catch (error) {
     const noIPv6 = hostname === "::" && !(error instanceof Deno.errors.AddrInUse) &&
       !(error instanceof Deno.errors.PermissionDenied);
     if (!noIPv6) throw error;
-    return bind("0.0.0.0");
+    return await bind("0.0.0.0");
   }
 }
 

@@ -18,6 +18,34 @@ export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
 /** The path of main.ts. */
 export const MAIN: string = fileURLToPath(new URL("../main.ts", import.meta.url));
 
+/**
+ * The built executable the end-to-end tests run instead of `main.ts` when
+ * `$SWITCHBOARD_BIN` names one (what users deploy is what is tested).
+ */
+export const BUILT: string | undefined = Deno.env.get("SWITCHBOARD_BIN") || undefined;
+
+/**
+ * The command line that runs switchboard with `args`: the built executable,
+ * or `deno run -A --quiet main.ts`.
+ * @param args the verb and its arguments
+ * @returns the program and its arguments, ready for `Deno.Command`
+ */
+export function switchboardCommand(args: readonly string[]): { program: string; args: string[] } {
+  return BUILT
+    ? { program: BUILT, args: [...args] }
+    : { program: Deno.execPath(), args: ["run", "-A", "--quiet", MAIN, ...args] };
+}
+
+/**
+ * The same command line for a shell (each word single-quoted).
+ * @param args the verb and its arguments (not quoted: they are quoted here)
+ * @returns a shell command prefix such as `'/path/switchboard' 'echo'`
+ */
+export function switchboardShell(args: readonly string[]): string {
+  const { program, args: rest } = switchboardCommand(args);
+  return [program, ...rest].map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(" ");
+}
+
 /** Captures log lines in memory. */
 export interface CapturedLog {
   /** The logger to hand to code under test. */
@@ -124,8 +152,9 @@ export interface RunCliOptions {
  * @returns exit code and output
  */
 export async function runCli(args: string[], options: RunCliOptions = {}): Promise<CliResult> {
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, ...args],
+  const { program, args: argv } = switchboardCommand(args);
+  const command = new Deno.Command(program, {
+    args: argv,
     cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
@@ -304,8 +333,9 @@ export async function spawnDaemon(
   args: string[],
   options: SpawnDaemonOptions = {},
 ): Promise<Daemon> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "serve", ...args],
+  const { program, args: argv } = switchboardCommand(["serve", ...args]);
+  const child = new Deno.Command(program, {
+    args: argv,
     cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",

@@ -1,6 +1,13 @@
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 import { chatListener, FakeClock, UdpPeer } from "./_chat_peers.ts";
-import { MAIN, ROOT, runCli, startServer, waitFor } from "./_helpers.ts";
+import {
+  ROOT,
+  runCli,
+  startServer,
+  switchboardCommand,
+  switchboardShell,
+  waitFor,
+} from "./_helpers.ts";
 
 Deno.test("chat --help prints the usage and exits 0", async () => {
   const result = await runCli(["chat", "--help"]);
@@ -81,8 +88,9 @@ Deno.test("chat sends keep-alives while the user is silent", async () => {
   await using a = new UdpPeer(port);
   await a.send("");
   // stdin stays open with nothing typed: only keep-alives keep the client in.
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "chat", `127.0.0.1:${port}`, "--keepalive", "100ms"],
+  const chat = switchboardCommand(["chat", `127.0.0.1:${port}`, "--keepalive", "100ms"]);
+  const command = new Deno.Command(chat.program, {
+    args: chat.args,
     cwd: ROOT,
     env: { NO_COLOR: "1" },
     stdin: "piped",
@@ -166,9 +174,8 @@ Deno.test("chat on a terminal shows messages while typing, escaped, and /quit le
   await a.send("/nick ana");
   await a.send("/who");
   assertEquals(await a.next(), "* members: ana");
-  const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
   await using terminal = new Terminal(
-    `${quote(Deno.execPath())} run -A --quiet ${quote(MAIN)} chat 127.0.0.1:${port} --name pty`,
+    switchboardShell(["chat", `127.0.0.1:${port}`, "--name", "pty"]),
   );
   assertMatch(await a.next(10_000), / joined$/);
   assertMatch(await a.next(), / is now pty$/);

@@ -2,13 +2,14 @@ import assert from "node:assert/strict";
 import { VERBS } from "../main.ts";
 import { VERSION } from "../lib/version.ts";
 import {
+  BUILT,
   listenerToml,
-  MAIN,
   readBytes,
   readToEnd,
   ROOT,
   runCli,
   spawnDaemon,
+  switchboardShell,
   tempConfig,
   udpRequest,
   waitFor,
@@ -30,12 +31,14 @@ function isFree(port: number, transport: "tcp" | "udp" = "tcp"): boolean {
   }
 }
 
-Deno.test("version prints the package version", async () => {
+Deno.test("version prints the package version and the runtime it carries", async () => {
   const result = await runCli(["version"]);
   assert.equal(result.code, 0);
+  // The built executable names its runtime; `deno run` names Deno's version.
+  const runtime = BUILT ? "bun \\d+\\.\\d+\\.\\d+, single executable" : `deno ${Deno.version.deno}`;
   assert.match(
     result.stdout,
-    new RegExp(`^switchboard ${VERSION.replaceAll(".", "\\.")} \\(deno `),
+    new RegExp(`^switchboard ${VERSION.replaceAll(".", "\\.")} \\(${runtime}\\)\n$`),
   );
   const pkg = JSON.parse(await Deno.readTextFile(`${ROOT}/package.json`));
   assert.equal(VERSION, pkg.version);
@@ -306,7 +309,7 @@ Deno.test("echo client: a refused connection or a silent UDP server is exit 1 wi
 Deno.test("echo client on a terminal sends lines as typed and escapes control characters", async () => {
   await using config = await tempConfig(ECHO_PAIR);
   await using daemon = await spawnDaemon(["-c", config.path]);
-  const command = `${Deno.execPath()} run -A --quiet ${MAIN} echo 127.0.0.1:${daemon.port("tcp")}`;
+  const command = switchboardShell(["echo", `127.0.0.1:${daemon.port("tcp")}`]);
   // script(1) gives the client a pseudo-terminal; its stdin feeds the terminal.
   const child = new Deno.Command("script", {
     args: ["-qfec", command, "/dev/null"],

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exitCodeFor } from "../cli/cmd_exit.ts";
 import { splitCommand } from "../cli/cmd.ts";
-import { MAIN, ROOT, runCli, startServer } from "./_helpers.ts";
+import { ROOT, runCli, startServer, switchboardShell } from "./_helpers.ts";
 import { cmdConfig, TOKEN } from "./_cmd_helpers.ts";
 
 const ENV = { SWITCHBOARD_TOKEN: TOKEN };
@@ -99,8 +99,8 @@ Deno.test("tar c . | switchboard cmd ADDR -- tar x -C dir copies a tree", async 
     await Deno.writeFile(join(source, "nested", "big.bin"), big);
     await Deno.writeTextFile(join(source, "note.txt"), "héllo\n");
     const addr = `127.0.0.1:${server.port("cmd")}`;
-    const pipeline = `tar cf - -C '${source}' . | '${Deno.execPath()}' run -A --quiet '${MAIN}' ` +
-      `cmd ${addr} -- tar xf - -C '${target}'`;
+    const pipeline = `tar cf - -C '${source}' . | ` +
+      switchboardShell(["cmd", addr, "--", "tar", "xf", "-", "-C", target]);
     const output = await new Deno.Command("/bin/sh", {
       args: ["-c", pipeline],
       cwd: ROOT,

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { MAIN, runCli } from "./_helpers.ts";
+import { runCli, switchboardShell } from "./_helpers.ts";
 import {
   assert,
   assertEquals,
@@ -10,18 +10,12 @@ import {
   walk,
 } from "./_file_helpers.ts";
 
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
 /** Runs the CLI under script(1), so that its stdout and stderr are a terminal. */
 async function runOnTerminal(
   args: string[],
   cwd: string,
 ): Promise<{ code: number; output: string }> {
-  const command = [Deno.execPath(), "run", "-A", "--quiet", MAIN, ...args].map(shellQuote).join(
-    " ",
-  );
+  const command = switchboardShell(args);
   const child = new Deno.Command("script", {
     args: ["-qfc", command, "/dev/null"],
     cwd,

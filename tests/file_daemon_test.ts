@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { FramedClient } from "../cli/framed_client.ts";
-import { MAIN } from "./_helpers.ts";
+import { switchboardShell } from "./_helpers.ts";
 import {
   assert,
   assertEquals,
@@ -31,8 +31,7 @@ async function startDaemon(
   config: string,
   options: { fileSizeLimitKiB?: number } = {},
 ): Promise<Daemon> {
-  const deno = [Deno.execPath(), "run", "-A", "--quiet", MAIN, "serve", "-c", config];
-  const quoted = deno.map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`).join(" ");
+  const quoted = switchboardShell(["serve", "-c", config]);
   // SIGXFSZ is ignored so that a write over the limit fails with EFBIG.
   const script = options.fileSizeLimitKiB === undefined
     ? `exec ${quoted}`

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createTimeService } from "../handlers/time/mod.ts";
-import { listenerToml, MAIN, runCli, startServer } from "./_helpers.ts";
+import { listenerToml, runCli, startServer, switchboardShell } from "./_helpers.ts";
 
 const T0 = Date.UTC(2026, 10, 22, 10, 30, 0, 250);
 
@@ -167,8 +167,7 @@ Deno.test("time client: usage errors are exit 64, --help is exit 0", async () =>
 Deno.test("time client on a terminal escapes control characters in the reply", async () => {
   await using server = await startTimeServer();
   // The format asks for an ESC sequence; the terminal must see it escaped.
-  const command =
-    `${Deno.execPath()} run -A --quiet ${MAIN} time 127.0.0.1:${server.port("udp")} ` +
+  const command = `${switchboardShell(["time", `127.0.0.1:${server.port("udp")}`])} ` +
     `"$(printf '\\033[31m%%Y')"`;
   const child = new Deno.Command("script", {
     args: ["-qfec", command, "/dev/null"],

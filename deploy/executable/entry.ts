@@ -1,0 +1,14 @@
+/**
+ * The entry point of the self-contained executable: installs the `Deno`
+ * adapter, then runs switchboard's own `main` (imported only afterwards, so
+ * no module of the daemon runs before `Deno` exists).
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { createDeno } from "./deno_adapter.ts";
+
+(globalThis as { Deno?: unknown }).Deno = createDeno(process.argv.slice(2));
+const { main } = await import("../../main.ts");
+process.exit(await main(process.argv.slice(2)));
