@@ -169,6 +169,9 @@ Deno.test("file receives a 512 MiB upload with the daemon's RSS growing by less 
   // Warm up: the first large upload starts the hashing worker.
   const warm = await request(client, { op: "put", path: "warm.bin" }, new Uint8Array(8 * MiB));
   assert(warm.ok, "warm-up upload");
+  // The worker is found (also inside the self-contained executable's bundle).
+  const fallback = daemon.lines.find((line) => line.includes("worker unavailable"));
+  assert(fallback === undefined, `hashing fell back to inline: ${fallback}`);
   const size = 512 * MiB;
   const chunk = new Uint8Array(4 * MiB);
   const baseline = rssKiB(daemon.pid);

@@ -40,6 +40,12 @@ async function build(): Promise<number> {
     "build",
     "--compile",
     "--minify-syntax",
+    "--compile-exec-argv=--smol",
+    // Entry points at the root of the embedded tree, where the sha256 pool's
+    // `new URL("./sha256_worker.ts", import.meta.url)` finds the worker (in a
+    // bundle, import.meta.url is the executable's own entry).
+    "--entry-naming",
+    "[name].[ext]",
     "--outfile",
     OUTPUT,
     "deploy/executable/entry.ts",

@@ -170,6 +170,18 @@ export function toDenoError(error: unknown): unknown {
   return new errors[name](message, { cause: error });
 }
 
+/**
+ * A Deno error for a raw errno (from calls made through bun:ffi).
+ * @param errno the C errno value
+ * @param what the call and its argument, for the message
+ * @returns the error
+ */
+function errnoError(errno: number, what: string): Error {
+  const entry = Object.values(ERRNO).find(([, number]) => number === errno);
+  const message = `${entry?.[2] ?? "Unknown error"} (os error ${errno}): ${what}`;
+  return entry?.[0] ? new errors[entry[0]](message) : new Error(message);
+}
+
 function rethrow(error: unknown): never {
   throw toDenoError(error);
 }
@@ -1031,6 +1043,7 @@ class UdpConn {
 }
 
 interface LibC {
+  __errno_location(): number;
   socket(domain: number, type: number, protocol: number): number;
   sendto(
     fd: number,
@@ -1044,6 +1057,7 @@ interface LibC {
 }
 
 interface BunFfi {
+  read: { i32(pointer: number, offset?: number): number };
   dlopen(
     lib: string,
     symbols: Record<string, { args: string[]; returns: string }>,
@@ -1051,6 +1065,7 @@ interface BunFfi {
 }
 
 let libc: LibC | undefined;
+let readErrno: (() => number) | undefined;
 
 // Synchronous, as Deno's listenDatagram is: bun provides require() in modules.
 function loadLibc(): LibC {
@@ -1069,7 +1084,9 @@ function loadLibc(): LibC {
     socket: { args: ["i32", "i32", "i32"], returns: "i32" },
     sendto: { args: ["i32", "ptr", "u64", "i32", "ptr", "u32"], returns: "i64" },
     close: { args: ["i32"], returns: "i32" },
+    __errno_location: { args: [], returns: "ptr" },
   });
+  readErrno = () => ffi.read.i32(symbols.__errno_location());
   libc = symbols;
   return libc;
 }
@@ -1109,9 +1126,7 @@ class UnixDatagramConn {
     if (this.#fd < 0) return Promise.reject(badResource());
     const address = sockaddrUn(to.path);
     const n = Number(this.#lib.sendto(this.#fd, data, data.length, 0, address, address.length));
-    if (n < 0) {
-      return Promise.reject(new errors.ConnectionRefused("sendto failed on the unix socket"));
-    }
+    if (n < 0) return Promise.reject(errnoError(readErrno?.() ?? 0, `sendto '${to.path}'`));
     return Promise.resolve(n);
   }
 
@@ -1142,7 +1157,7 @@ function listenDatagram(options: DatagramOptions): UnixDatagramConn | Promise<Ud
   if (options.transport === "unixpacket") {
     const lib = loadLibc();
     const fd = lib.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw new errors.PermissionDenied("cannot create a unix datagram socket");
+    if (fd < 0) throw errnoError(readErrno?.() ?? 0, "socket(AF_UNIX, SOCK_DGRAM)");
     return new UnixDatagramConn(lib, fd, options.path ?? "");
   }
   return bindUdp(options);
