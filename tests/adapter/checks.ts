@@ -277,12 +277,12 @@ const checks: Record<string, () => Promise<string>> = {
     return body;
   },
 
-  async "process facts: execPath, pid, env, args"() {
+  "process facts: execPath, pid, env, args"() {
     if (!D.execPath().startsWith("/")) throw new Error(D.execPath());
     if (D.pid !== process.pid) throw new Error("pid");
     D.env.set("ADAPTER_CHECK", "1");
     if (D.env.get("ADAPTER_CHECK") !== "1") throw new Error("env");
-    return D.execPath();
+    return Promise.resolve(D.execPath());
   },
 };
 
