@@ -1012,7 +1012,9 @@ class UdpConn {
     if (this.#closed) return Promise.reject(badResource());
     return new Promise<number>((resolve, reject) => {
       this.#socket.send(data, to.port, to.hostname, (error) => {
-        if (error) reject(toDenoError(error));
+        // bun reports an earlier datagram's ICMP "port unreachable" on the
+        // next send; Deno's unconnected sockets never see it: sent is sent.
+        if (error && (error as SystemError).code !== "ECONNREFUSED") reject(toDenoError(error));
         else resolve(data.length);
       });
     });
