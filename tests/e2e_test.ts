@@ -101,9 +101,12 @@ Deno.test("every service and every client verb, then SIGHUP and SIGTERM, end to 
     // A datagram member and a TCP member of one room, and the chat verb (piped).
     await using member = new UdpPeer(daemon.port("chat-udp"));
     await member.send("/nick watcher");
-    const chat = await runCli(["chat", "--tcp", at("chat-tcp"), "--name", "e2e", "--wait", "300ms"], {
-      stdin: "hello room\n",
-    });
+    const chat = await runCli(
+      ["chat", "--tcp", at("chat-tcp"), "--name", "e2e", "--wait", "300ms"],
+      {
+        stdin: "hello room\n",
+      },
+    );
     assert.equal(chat.code, 0, chat.stderr);
     const heard: string[] = [];
     for (let i = 0; i < 6 && !heard.includes("[e2e] hello room"); i++) {

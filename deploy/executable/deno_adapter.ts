@@ -1069,19 +1069,20 @@ interface BunFfi {
 let libc: LibC | undefined;
 let readErrno: (() => number) | undefined;
 
-// Synchronous, as Deno's listenDatagram is: bun provides require() in modules.
-function loadLibc(): LibC {
-  if (libc) return libc;
+// Synchronous, as Deno's calls are: bun provides require() in modules.
+function loadFfi(what: string): BunFfi {
   const load = (globalThis as { require?: (id: string) => unknown }).require ??
     (import.meta as unknown as { require?: (id: string) => unknown }).require;
-  let ffi: BunFfi;
   try {
-    ffi = load!("bun:ffi") as BunFfi;
+    return load!("bun:ffi") as BunFfi;
   } catch {
-    throw new errors.NotSupported(
-      "unix datagram sockets need bun:ffi, which this runtime does not have",
-    );
+    throw new errors.NotSupported(`${what} needs bun:ffi, which this runtime does not have`);
   }
+}
+
+function loadLibc(): LibC {
+  if (libc) return libc;
+  const ffi = loadFfi("unix datagram sockets");
   const { symbols } = ffi.dlopen("libc.so.6", {
     socket: { args: ["i32", "i32", "i32"], returns: "i32" },
     sendto: { args: ["i32", "ptr", "u64", "i32", "ptr", "u32"], returns: "i64" },
@@ -1178,6 +1179,48 @@ async function bindUdp(options: DatagramOptions): Promise<UdpConn> {
   });
   socket.removeAllListeners("error");
   return new UdpConn(socket);
+}
+
+// Deno's FFI type names → bun:ffi's.
+const FFI_TYPES: Record<string, string> = {
+  pointer: "ptr",
+  buffer: "ptr",
+  function: "ptr",
+  usize: "u64",
+  isize: "i64",
+};
+
+interface ForeignFunction {
+  parameters: readonly string[];
+  result: string;
+  nonblocking?: boolean;
+}
+
+/**
+ * `Deno.dlopen` over `bun:ffi`: the same libraries and symbols, with Deno's
+ * type names translated (`pointer`/`buffer` → `ptr`).
+ * @param path the library, e.g. `libc.so.6`
+ * @param symbols Deno-style definitions
+ * @returns `{ symbols, close }`
+ * @throws {Deno.errors.NotSupported} without bun:ffi
+ */
+function dlopen(
+  path: string | URL,
+  symbols: Record<string, ForeignFunction>,
+): { symbols: Record<string, (...args: unknown[]) => unknown>; close(): void } {
+  const ffi = loadFfi("Deno.dlopen");
+  const type = (name: string): string => FFI_TYPES[name] ?? name;
+  const definitions = Object.fromEntries(
+    Object.entries(symbols).map(([name, f]) => [
+      name,
+      { args: f.parameters.map(type), returns: type(f.result) },
+    ]),
+  );
+  const library = ffi.dlopen(String(path), definitions) as unknown as {
+    symbols: Record<string, (...args: unknown[]) => unknown>;
+    close(): void;
+  };
+  return { symbols: library.symbols, close: () => library.close() };
 }
 
 // ---------------------------------------------------------------------------
@@ -1584,5 +1627,6 @@ export function createDeno(argv: string[]): Record<string, unknown> {
     listenDatagram,
     Command,
     serve,
+    dlopen,
   };
 }

@@ -277,6 +277,18 @@ const checks: Record<string, () => Promise<string>> = {
     return body;
   },
 
+  "dlopen calls libc with Deno's type names"() {
+    const libc = D.dlopen("libc.so.6", {
+      getpid: { parameters: [], result: "i32" },
+      strlen: { parameters: ["buffer"], result: "usize" },
+    });
+    const pid = libc.symbols.getpid();
+    const length = Number(libc.symbols.strlen(encoder.encode("seven!!\0")));
+    libc.close();
+    if (pid !== process.pid || length !== 7) throw new Error(`pid ${pid}, strlen ${length}`);
+    return Promise.resolve(`getpid ${pid}, strlen 7`);
+  },
+
   "process facts: execPath, pid, env, args"() {
     if (!D.execPath().startsWith("/")) throw new Error(D.execPath());
     if (D.pid !== process.pid) throw new Error("pid");
