@@ -215,6 +215,7 @@ Deno.test("chat options: defaults, and every bad value reported", async (t) => {
     const config = parseConfig(chatListener(), "test.toml", { services: SERVICES });
     assertEquals(config.listeners[0]!.options, {
       room: undefined,
+      bus: undefined,
       memberTtlMs: 600_000,
       maxMembers: 100,
       maxMessage: 1400,
@@ -240,6 +241,7 @@ Deno.test("chat options: defaults, and every bad value reported", async (t) => {
     );
     assertEquals(config.listeners[0]!.options, {
       room: "lobby",
+      bus: undefined,
       memberTtlMs: 30_000,
       maxMembers: 5,
       maxMessage: 2048,
