@@ -100,6 +100,8 @@ export class BusLink {
   #connection?: NatsConnection;
   #closed = false;
   #wake?: () => void;
+  /** Messages that arrive before the link is reported up wait here (in order). */
+  #early?: Uint8Array[];
   #running: Promise<void>;
 
   /**
@@ -144,10 +146,12 @@ export class BusLink {
     const connection = this.#connection;
     if (connection) {
       // Deliver what was published (a "bye") before closing; bounded.
+      let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         connection.flush().catch(() => {}),
-        new Promise((resolve) => setTimeout(resolve, 1000)).then(() => {}),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, 1000)),
       ]);
+      clearTimeout(timer);
       await connection.close().catch(() => {});
     }
     await this.#running;
@@ -165,6 +169,7 @@ export class BusLink {
   }
 
   async #dial(): Promise<NatsConnection> {
+    this.#early = [];
     const connection = await connect({
       servers: this.#options.bus.server,
       name: this.#options.clientName,
@@ -181,7 +186,8 @@ export class BusLink {
         callback: (error, message) => {
           if (error) return;
           this.#options.link.received++;
-          this.#options.onMessage(message.data);
+          if (this.#early) this.#early.push(message.data.slice());
+          else this.#options.onMessage(message.data);
         },
       });
       // The subscription is in place on the server before the link counts as up.
@@ -242,7 +248,11 @@ export class BusLink {
       everUp = true;
       failures = 0;
       link.markUp();
+      // The room hears that the link is up before anything that came over it.
       this.#options.onUp();
+      const early = this.#early ?? [];
+      this.#early = undefined;
+      for (const data of early) this.#options.onMessage(data);
       const ended = await connection.closed();
       this.#connection = undefined;
       link.markDown();

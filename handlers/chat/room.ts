@@ -278,17 +278,19 @@ export class ChatRoom {
    * Sends a message from a member elsewhere to every member here.
    * @param prefix the sender's encoded `[name] `
    * @param body the message bytes (only read before this returns)
+   * @returns a promise for the last datagram send it caused (never rejects), if any
    */
-  relay(prefix: Uint8Array, body: Uint8Array): void {
-    this.#fanOut(undefined, prefix, body, this.#now());
+  relay(prefix: Uint8Array, body: Uint8Array): Promise<unknown> | undefined {
+    return this.#fanOut(undefined, prefix, body, this.#now());
   }
 
   /**
    * Sends a server line (`* ana joined`, `* link to the room is down`) to every member here.
    * @param text the line, without newline
+   * @returns a promise for the last datagram send it caused (never rejects), if any
    */
-  notice(text: string): void {
-    this.#announce(undefined, text, this.#now());
+  notice(text: string): Promise<unknown> | undefined {
+    return this.#announce(undefined, text, this.#now());
   }
 
   /**

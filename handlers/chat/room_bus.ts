@@ -47,6 +47,11 @@ export const PEER_TIMEOUT_MS = 3500;
 const ROSTER_PART = 500;
 /** A daemon is asked for its roster at most this often, in ms. */
 const SYNC_EVERY_MS = 2000;
+/**
+ * Bytes from the bus waiting while datagram members' sends finish; beyond
+ * this the bus is faster than the members can take and messages are dropped.
+ */
+const MAX_BACKLOG = 16 * 1024 * 1024;
 
 /** The text members are told when the link goes down. */
 export const LINK_DOWN = "* link to the room is down";
@@ -90,6 +95,10 @@ export class RoomBus implements RoomObserver {
   readonly #link: Link;
   readonly #bus: BusLink;
   readonly #badLog = new LogThrottle(10_000);
+  readonly #dropLog = new LogThrottle(10_000);
+  #backlog: Uint8Array[] = [];
+  #backlogBytes = 0;
+  #draining = false;
   #seq = 0;
   #version = 0;
   #toldDown = false;
@@ -116,7 +125,7 @@ export class RoomBus implements RoomObserver {
       what,
       log: options.log,
       link: this.#link,
-      onMessage: (data) => this.#receive(data),
+      onMessage: (data) => this.#take(data),
       onUp: () => this.#up(),
       onDown: () => this.#down(),
     });
@@ -263,21 +272,62 @@ export class RoomBus implements RoomObserver {
     }
   }
 
-  #receive(data: Uint8Array): void {
-    if (this.#closed) return;
+  // What comes from the bus is handled in order; while a fan-out's datagram
+  // sends are still in flight the rest waits (as a local sender's next
+  // datagram does), so a burst from the bus neither piles up sends on the
+  // socket nor lets them overtake each other.
+  #take(data: Uint8Array): void {
+    if (!this.#draining) {
+      const sending = this.#receive(data);
+      if (sending !== undefined) {
+        this.#draining = true;
+        void this.#drain(sending);
+      }
+      return;
+    }
+    if (this.#backlogBytes + data.length > MAX_BACKLOG) {
+      const count = this.#dropLog.hit(performance.now());
+      if (count > 0) {
+        this.#log.warn("Chat room: members cannot take what the bus brings; messages dropped", {
+          room: this.#roomName,
+          count,
+        });
+      }
+      return;
+    }
+    this.#backlog.push(data.slice());
+    this.#backlogBytes += data.length;
+  }
+
+  async #drain(sending: Promise<unknown>): Promise<void> {
+    await sending;
+    while (this.#backlog.length > 0) {
+      const data = this.#backlog.shift()!;
+      this.#backlogBytes -= data.length;
+      const next = this.#receive(data);
+      if (next !== undefined) await next;
+    }
+    this.#draining = false;
+  }
+
+  #receive(data: Uint8Array): Promise<unknown> | undefined {
+    if (this.#closed) return undefined;
     const decoded = decodeEnvelope(data);
-    if (decoded === undefined) return this.#bad("not a switchboard chat envelope");
+    if (decoded === undefined) {
+      this.#bad("not a switchboard chat envelope");
+      return undefined;
+    }
     const [h, body] = decoded;
-    if (h.d === this.#id) return;
+    if (h.d === this.#id) return undefined;
     const now = this.#now();
     let peer = this.#roster.peer(h.d);
     if (peer === undefined) {
       // A bye or a member leaving from a daemon never heard needs nothing.
-      if (h.t === "bye" || h.t === "leave") return;
+      if (h.t === "bye" || h.t === "leave") return undefined;
       peer = this.#roster.addPeer(h.d, now);
       if (h.t !== "hello" && h.t !== "roster") this.#askRoster(peer, now);
     }
-    if (h.s <= peer.lastSeq) return; // already delivered
+    if (h.s <= peer.lastSeq) return undefined; // already delivered
     peer.lastSeq = h.s;
     peer.lastHeard = now;
     switch (h.t) {
@@ -286,33 +336,34 @@ export class RoomBus implements RoomObserver {
         const prefix = member !== undefined && member.name === h.n
           ? member.prefix
           : encodePrefix(h.n);
-        this.#room.relay(prefix, body);
         if (member === undefined) this.#askRoster(peer, now);
-        return;
+        return this.#room.relay(prefix, body);
       }
       case "join": {
         peer.version = h.v;
         const member = this.#roster.add(peer, [h.m, h.n, h.j, h.c]);
-        this.#room.notice(`* ${member.name} joined`);
+        const sending = this.#room.notice(`* ${member.name} joined`);
         this.#settleName(member, peer);
-        return;
+        return sending;
       }
       case "leave": {
         peer.version = h.v;
         const member = this.#roster.remove(peer, h.m);
-        if (member === undefined) return;
+        if (member === undefined) return undefined;
         const suffix = h.r === "left" ? "" : ` (${h.r})`;
-        this.#room.notice(`* ${member.name} left${suffix}`);
-        return;
+        return this.#room.notice(`* ${member.name} left${suffix}`);
       }
       case "nick": {
         peer.version = h.v;
         const member = peer.members.get(h.m);
-        if (member === undefined) return this.#askRoster(peer, now);
+        if (member === undefined) {
+          this.#askRoster(peer, now);
+          return undefined;
+        }
         const old = this.#roster.rename(member, h.n, h.c);
-        this.#room.notice(`* ${old} is now ${member.name}`);
+        const sending = this.#room.notice(`* ${old} is now ${member.name}`);
         this.#settleName(member, peer);
-        return;
+        return sending;
       }
       case "hello":
         peer.host = h.h;
@@ -321,28 +372,30 @@ export class RoomBus implements RoomObserver {
           daemon: h.h,
         });
         this.#scheduleRoster();
-        return;
+        return undefined;
       case "roster": {
         const whole = this.#roster.takePart(peer, h);
-        if (whole === "broken") return this.#askRoster(peer, now);
-        if (whole === undefined) return;
+        if (whole === "broken") this.#askRoster(peer, now);
+        if (whole === "broken" || whole === undefined) return undefined;
         peer.version = whole.version;
         const changes = this.#roster.replace(peer, whole.entries);
-        for (const member of changes.left) this.#room.notice(`* ${member.name} left`);
-        for (const [member, old] of changes.renamed) {
-          this.#room.notice(`* ${old} is now ${member.name}`);
-        }
-        for (const member of changes.joined) this.#room.notice(`* ${member.name} joined`);
+        let sending: Promise<unknown> | undefined;
+        const notice = (text: string): void => {
+          sending = this.#room.notice(text) ?? sending;
+        };
+        for (const member of changes.left) notice(`* ${member.name} left`);
+        for (const [member, old] of changes.renamed) notice(`* ${old} is now ${member.name}`);
+        for (const member of changes.joined) notice(`* ${member.name} joined`);
         for (const [member] of changes.renamed) this.#settleName(member, peer);
         for (const member of changes.joined) this.#settleName(member, peer);
-        return;
+        return sending;
       }
       case "beat":
         if (h.v !== peer.version) this.#askRoster(peer, now);
-        return;
+        return undefined;
       case "sync":
         if (h.to === this.#id) this.#scheduleRoster();
-        return;
+        return undefined;
       case "bye": {
         const gone = this.#roster.removePeer(peer);
         this.#log.info("Chat room: a daemon left the bus", {
@@ -350,8 +403,9 @@ export class RoomBus implements RoomObserver {
           daemon: peer.host,
           members: gone.length,
         });
-        for (const member of gone) this.#room.notice(`* ${member.name} left`);
-        return;
+        let sending: Promise<unknown> | undefined;
+        for (const member of gone) sending = this.#room.notice(`* ${member.name} left`) ?? sending;
+        return sending;
       }
     }
   }
