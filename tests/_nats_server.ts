@@ -53,8 +53,18 @@ async function reachable(port: number): Promise<boolean> {
   }
 }
 
+// Debian installs it in /usr/sbin, which not every PATH has.
+function natsServerPath(): string {
+  try {
+    Deno.statSync("/usr/sbin/nats-server");
+    return "/usr/sbin/nats-server";
+  } catch {
+    return "nats-server";
+  }
+}
+
 async function spawn(port: number, configPath: string | undefined, args: string[]) {
-  const command = new Deno.Command("nats-server", {
+  const command = new Deno.Command(natsServerPath(), {
     args: [
       "-a",
       "127.0.0.1",
