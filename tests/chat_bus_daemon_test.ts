@@ -6,33 +6,13 @@
 
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 import { TcpPeer, UdpPeer } from "./_chat_peers.ts";
-import { listenerToml, runCli, spawnDaemon, tempConfig, waitFor } from "./_helpers.ts";
+import { fakeSystemd, listenerToml, runCli, spawnDaemon, tempConfig, waitFor } from "./_helpers.ts";
 import { freePort, startNatsServer } from "./_nats_server.ts";
 
 function busConfig(bus: string, extra = ""): string {
   const room = { service: "chat", listen: "127.0.0.1:0", room: "lobby", bus };
   return extra + listenerToml({ name: "chat", ...room }) +
     listenerToml({ name: "chat-tcp", transport: "tcp", ...room });
-}
-
-/** Collects what systemd would receive on its notification socket. */
-function fakeSystemd(path: string): { messages: string[]; close(): Promise<void> } {
-  const socket = Deno.listenDatagram({ transport: "unixpacket", path });
-  const messages: string[] = [];
-  const loop = (async () => {
-    try {
-      for (;;) messages.push(new TextDecoder().decode((await socket.receive())[0]));
-    } catch {
-      // Closed.
-    }
-  })();
-  return {
-    messages,
-    async close() {
-      socket.close();
-      await loop;
-    },
-  };
 }
 
 async function scrape(port: number): Promise<string> {

@@ -2,21 +2,11 @@ import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:as
 import { nkeys } from "@nats-io/transport-node";
 import { parseBusUrl } from "../handlers/chat/bus_options.ts";
 import { chatService } from "../handlers/chat/mod.ts";
-import { ConfigError, parseConfig } from "../lib/config.ts";
+import { parseConfig } from "../lib/config.ts";
 import { SERVICES } from "../handlers/mod.ts";
 import { chatListener } from "./_chat_peers.ts";
-import { startServer, waitFor } from "./_helpers.ts";
+import { configProblems, startServer, waitFor } from "./_helpers.ts";
 import { startNatsServer } from "./_nats_server.ts";
-
-function problemsOf(toml: string): string[] {
-  try {
-    parseConfig(toml, "test.toml", { services: SERVICES });
-    return [];
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return error.problems.map((p) => `${p.key}: ${p.message}`);
-  }
-}
 
 Deno.test("chat bus options: bus URLs and the credentials in them", async (t) => {
   const cases: [string, string, string, unknown][] = [
@@ -58,7 +48,7 @@ Deno.test("chat bus options: every problem is reported, and a secret never is", 
       chatListener({ room: "r", bus: "nats://h:1", bus_creds: open }, "e"),
       chatListener({ room: "r", bus: "nats://h:1", bus_creds: junk }, "f"),
     ].join("");
-    const problems = problemsOf(listeners);
+    const problems = configProblems(listeners);
     assertEquals(
       problems.sort(),
       [
