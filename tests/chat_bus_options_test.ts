@@ -1,4 +1,5 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
+import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { nkeys } from "@nats-io/transport-node";
 import { parseBusUrl } from "../handlers/chat/bus_options.ts";
 import { chatService } from "../handlers/chat/mod.ts";
@@ -99,6 +100,49 @@ Deno.test("chat bus options: an nkey seed in bus_creds logs in, and a wrong one 
     const seeds = [user.getSeed(), other.getSeed()].map((s) => new TextDecoder().decode(s));
     for (const line of [...ok.lines, ...refused.lines]) {
       assertEquals(seeds.some((seed) => line.includes(seed)), false);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("chat bus options: a NATS credentials file (user JWT and seed) logs in to an operator-mode server", async () => {
+  const operator = nkeys.createOperator();
+  const account = nkeys.createAccount();
+  const user = nkeys.createUser();
+  const operatorJwt = await encodeOperator("test-operator", operator);
+  const unlimited = {
+    conn: -1,
+    subs: -1,
+    data: -1,
+    payload: -1,
+    leaf: -1,
+    imports: -1,
+    exports: -1,
+  };
+  const accountJwt = await encodeAccount("test-account", account, { limits: unlimited }, {
+    signer: operator,
+  });
+  const userJwt = await encodeUser("test-user", user, account);
+  const creds = new TextDecoder().decode(fmtCreds(userJwt, user));
+  await using nats = await startNatsServer({
+    config: `operator: ${operatorJwt}\nresolver: MEMORY\n` +
+      `resolver_preload: { ${account.getPublicKey()}: ${accountJwt} }\n`,
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/chat.creds`;
+    await Deno.writeTextFile(path, creds, { mode: 0o600 });
+    await using linked = await startServer(
+      chatListener({ room: "r", bus: nats.url, bus_creds: path }),
+    );
+    await waitFor(() => linked.supervisor.links.links.every((l) => l.up), 10_000);
+    // Without credentials this server lets nobody in.
+    await using anonymous = await startServer(chatListener({ room: "r", bus: nats.url }));
+    await waitFor(() => anonymous.lines.some((l) => /cannot reach the bus/.test(l)), 10_000);
+    const seed = new TextDecoder().decode(user.getSeed());
+    for (const line of [...linked.lines, ...anonymous.lines]) {
+      assertEquals(line.includes(seed) || line.includes(userJwt), false);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

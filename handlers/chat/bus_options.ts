@@ -87,7 +87,9 @@ export function parseBusUrl(text: string): BusOptions {
  * @returns the login, or a reason it is neither
  */
 export function parseCreds(text: string): BusAuth | string {
-  if (text.includes(CREDS_JWT)) return { kind: "creds", text };
+  // The client's parser wants each armour line ended by a newline, and the
+  // file's text comes trimmed.
+  if (text.includes(CREDS_JWT)) return { kind: "creds", text: `${text.trim()}\n` };
   const seed = text.trim();
   if (/^SU[A-Z2-7]+$/.test(seed)) {
     try {
