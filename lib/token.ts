@@ -27,7 +27,7 @@ export function readToken(reader: OptionReader): string | undefined {
     return inline;
   }
   if (file === undefined) return undefined;
-  return readSecretFile(reader, "token_file", file);
+  return readSecretFile(reader, { key: "token_file", file });
 }
 
 /**
@@ -35,15 +35,14 @@ export function readToken(reader: OptionReader): string | undefined {
  * regular file, not readable by group or others (as ssh requires of keys),
  * and not empty. Problems are reported on `key`.
  * @param reader the listener's option reader
- * @param key the key that named the file, for problems
- * @param file the file's path
+ * @param secret the key that named the file (for problems) and the file's path
  * @returns the text without surrounding whitespace, or undefined after a problem
  */
 export function readSecretFile(
   reader: OptionReader,
-  key: string,
-  file: string,
+  secret: { key: string; file: string },
 ): string | undefined {
+  const { key, file } = secret;
   let text: string;
   try {
     const info = Deno.statSync(file);

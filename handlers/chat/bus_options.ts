@@ -133,7 +133,7 @@ export function readBusOptions(
     reader.problem("bus_creds", 'give credentials either in "bus" or in "bus_creds", not both');
     return undefined;
   }
-  const creds = readSecretFile(reader, "bus_creds", credsPath);
+  const creds = readSecretFile(reader, { key: "bus_creds", file: credsPath });
   if (creds === undefined) return undefined;
   const auth = parseCreds(creds);
   if (typeof auth === "string") {

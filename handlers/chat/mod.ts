@@ -10,6 +10,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { type BusOptions, readBusOptions } from "./bus_options.ts";
 import { RoomBus } from "./room_bus.ts";
 import { ChatRoom, formatRate, type MemberLimits } from "./room.ts";
@@ -65,9 +66,12 @@ function limitsOf(options: ChatOptions): MemberLimits {
 }
 
 // A room on a bus is a different room from a local one of the same name,
-// and so is one on another bus or with other credentials.
+// and so is one on another bus or with other credentials (hashed: keys are
+// not secret).
 function roomKey(name: string, bus: BusOptions | undefined): string {
-  return bus === undefined ? `chat:room:${name}` : `chat:room:${name} ${JSON.stringify(bus)}`;
+  if (bus === undefined) return `chat:room:${name}`;
+  const login = createHash("sha256").update(JSON.stringify(bus.auth)).digest("hex").slice(0, 16);
+  return `chat:room:${name} ${bus.target} ${login}`;
 }
 
 function acquireRoom(
