@@ -9,6 +9,8 @@ import { deepStrictEqual as assertEquals, match as assertMatch } from "node:asse
 import { chatListener, type ChatPeer, TcpPeer, UdpPeer } from "./_chat_peers.ts";
 import { startServer, type TestServer, waitFor } from "./_helpers.ts";
 import { freePort, type NatsServer, startNatsServer } from "./_nats_server.ts";
+import { parseConfig } from "../lib/config.ts";
+import { SERVICES } from "../handlers/mod.ts";
 
 const LINK_DOWN = "* link to the room is down";
 const LINK_BACK = "* link to the room is back";
@@ -311,4 +313,27 @@ Deno.test("chat bus: an unreachable bus at start leaves the room working locally
     await two[Symbol.asyncDispose]();
     await nats?.[Symbol.asyncDispose]();
   }
+});
+
+Deno.test("chat bus: a reload that keeps the room keeps its link and its members", async () => {
+  await using nats = await startNatsServer();
+  await using one = await daemon(nats.url);
+  await using two = await daemon(nats.url);
+  await linked(one, two);
+  await using a = await tcpMember(one);
+  await using b = await udpMember(two);
+  await expectLine(a, `* ${b.address} joined`);
+  const toml = (fields: Record<string, unknown>) => {
+    const shared = { room: "lobby", bus: nats.url, member_burst: 1000, member_rate: "1000/s" };
+    return chatListener({ ...shared, ...fields }) +
+      chatListener({ ...shared, ...fields, transport: "tcp" }, "chat-tcp");
+  };
+  const summary = await two.supervisor.apply(
+    parseConfig(toml({ max_members: 50 }), "test.toml", { services: SERVICES }),
+  );
+  assertEquals(summary.changed.sort(), ["chat", "chat-tcp"]);
+  await b.send("still here");
+  await expectLine(a, `[${b.address}] still here`);
+  await a.quiet(300);
+  assertEquals(two.supervisor.links.links.map((l) => [l.up, l.downs]), [[true, 0]]);
 });
