@@ -136,7 +136,11 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       failedReloads: 0,
       startedAt: Date.now(),
     };
-    const metricsSource = { listeners: () => supervisor.listeners, facts: () => facts };
+    const metricsSource = {
+      listeners: () => supervisor.listeners,
+      facts: () => facts,
+      links: () => supervisor.links.links,
+    };
     const startMetrics = (address: ListenAddress): MetricsServer => {
       const server = serveMetrics(address, metricsSource);
       log.info(
@@ -161,9 +165,20 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       {},
       (error) => log.warn(`Cannot notify systemd: ${describeError(error)}`),
     );
-    const serving = (): string => `Serving ${supervisor.listeners.length} listener(s)`;
+    const serving = (): string => {
+      const links = supervisor.links.summary();
+      return `Serving ${supervisor.listeners.length} listener(s)${links ? `; ${links}` : ""}`;
+    };
     await notifier?.ready(serving());
     notifier?.startWatchdog();
+    // A link going down or coming back shows in STATUS= at once.
+    let status = serving();
+    const unwatch = supervisor.links.watch(() => {
+      const now = serving();
+      if (now === status) return;
+      status = now;
+      void notifier?.notify(`STATUS=${now}`);
+    });
 
     for (let event = await events.next(); event.kind === "reload"; event = await events.next()) {
       log.info("SIGHUP: reloading configuration", { config: describeSource(source) });
@@ -210,6 +225,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
 
     const stop = events.stopRequested as { signal: string };
     log.info(`${stop.signal}: stopping`, { timeout_ms: shutdownTimeoutMs });
+    unwatch();
     await notifier?.stopping();
     await metrics?.close();
     await supervisor.shutdown(shutdownTimeoutMs);

@@ -6,6 +6,7 @@
  */
 
 import { formatHostPort, type ListenAddress } from "./address.ts";
+import type { LinkStatus } from "./link_board.ts";
 import type { ListenerStatus } from "./supervisor.ts";
 
 /** Daemon-wide facts shown beside the listeners' counters. */
@@ -82,13 +83,58 @@ const FAMILIES: readonly Family[] = [
   },
 ];
 
+interface LinkFamily {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  value: (link: LinkStatus) => number;
+}
+
+const LINK_FAMILIES: readonly LinkFamily[] = [
+  {
+    name: "switchboard_link_up",
+    type: "gauge",
+    help: "Whether a link to an outside system (a message bus) is up.",
+    value: (link) => link.up ? 1 : 0,
+  },
+  {
+    name: "switchboard_link_down_total",
+    type: "counter",
+    help: "Times a link went down.",
+    value: (link) => link.downs,
+  },
+  {
+    name: "switchboard_link_connect_failures_total",
+    type: "counter",
+    help: "Failed attempts to bring a link up.",
+    value: (link) => link.failures,
+  },
+  {
+    name: "switchboard_link_sent_total",
+    type: "counter",
+    help: "Messages sent over a link.",
+    value: (link) => link.sent,
+  },
+  {
+    name: "switchboard_link_received_total",
+    type: "counter",
+    help: "Messages received over a link.",
+    value: (link) => link.received,
+  },
+];
+
 /**
  * Renders the Prometheus text format (version 0.0.4).
  * @param listeners the running listeners and their counters
  * @param facts version, reload counts, start time
+ * @param links the links services keep to outside systems @default {[]}
  * @returns the exposition text
  */
-export function renderMetrics(listeners: readonly ListenerStatus[], facts: DaemonFacts): string {
+export function renderMetrics(
+  listeners: readonly ListenerStatus[],
+  facts: DaemonFacts,
+  links: readonly LinkStatus[] = [],
+): string {
   const lines: string[] = [
     "# HELP switchboard_build_info Version of the running daemon.",
     "# TYPE switchboard_build_info gauge",
@@ -116,6 +162,16 @@ export function renderMetrics(listeners: readonly ListenerStatus[], facts: Daemo
       if (value !== undefined) lines.push(`${family.name}{${labels(listener)}} ${value}`);
     }
   }
+  if (links.length > 0) {
+    const linkLabels = (l: LinkStatus): string =>
+      `link="${label(l.name)}",target="${label(l.target)}"`;
+    for (const family of LINK_FAMILIES) {
+      lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
+      for (const link of links) {
+        lines.push(`${family.name}{${linkLabels(link)}} ${family.value(link)}`);
+      }
+    }
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -125,6 +181,8 @@ export interface MetricsSource {
   listeners(): readonly ListenerStatus[];
   /** Daemon-wide facts. */
   facts(): DaemonFacts;
+  /** The links to outside systems, when there are any. */
+  links?(): readonly LinkStatus[];
 }
 
 /** A running metrics endpoint. */
@@ -155,7 +213,7 @@ export function serveMetrics(address: ListenAddress, source: MetricsSource): Met
       return new Response("Method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
     }
     if (pathname === "/metrics") {
-      return new Response(renderMetrics(source.listeners(), source.facts()), {
+      return new Response(renderMetrics(source.listeners(), source.facts(), source.links?.()), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       });
     }

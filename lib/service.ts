@@ -8,6 +8,7 @@
  */
 
 import type { ListenAddress } from "./address.ts";
+import type { LinkBoard } from "./link_board.ts";
 import type { Logger } from "./log.ts";
 import type { OptionReader } from "./option_reader.ts";
 import type { SharedState } from "./shared_state.ts";
@@ -80,6 +81,11 @@ export interface ListenerContext {
    * TCP and a UDP listener). Keys are namespaced by service, `"chat:room:x"`.
    */
   readonly shared: SharedState;
+  /**
+   * The supervisor's links to outside systems (a message bus): a service
+   * registers the links it keeps open, for metrics and systemd's `STATUS=`.
+   */
+  readonly links: LinkBoard;
   /**
    * The supervisor's monotonic clock in ms (performance.now() unless a test
    * injects one). Services measure TTLs and rates with it, not Date.now().

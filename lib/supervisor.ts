@@ -9,6 +9,7 @@
 
 import { formatHostPort } from "./address.ts";
 import type { Config, ListenerConfig } from "./config.ts";
+import { LinkBoard } from "./link_board.ts";
 import type { Logger } from "./log.ts";
 import { describeError } from "./net_errors.ts";
 import type { ListenerStats, RunningListener } from "./running_listener.ts";
@@ -93,6 +94,8 @@ export interface SupervisorOptions {
   services: readonly Service[];
   /** Monotonic clock in ms handed to services (tests inject a fake one). @default {performance.now} */
   clock?: () => number;
+  /** Where services register their links to outside systems. @default {a new board} */
+  links?: LinkBoard;
 }
 
 interface Prepared {
@@ -118,6 +121,7 @@ export class Supervisor {
   #clock: () => number;
   #running = new Map<string, RunningListener>();
   #shared = new SharedState();
+  #links: LinkBoard;
   #stopping: Promise<void>[] = [];
   #shutdownTimeoutMs = 10_000;
   #busy: Promise<unknown> = Promise.resolve();
@@ -129,6 +133,12 @@ export class Supervisor {
     this.#log = options.log;
     this.#services = options.services;
     this.#clock = options.clock ?? (() => performance.now());
+    this.#links = options.links ?? new LinkBoard();
+  }
+
+  /** The links services keep to outside systems (for metrics and status). */
+  get links(): LinkBoard {
+    return this.#links;
   }
 
   /** The running listeners, in start order. */
@@ -289,6 +299,7 @@ export class Supervisor {
         log: this.#log.child({ listener: config.name }),
         signal: controller.signal,
         shared: this.#shared,
+        links: this.#links,
         now: this.#clock,
         send: udp ? udp.send : () => Promise.reject(new TypeError("Not a UDP listener")),
       };

@@ -27,29 +27,42 @@ export function readToken(reader: OptionReader): string | undefined {
     return inline;
   }
   if (file === undefined) return undefined;
+  return readSecretFile(reader, { key: "token_file", file });
+}
+
+/**
+ * Reads a file holding a secret (a token, bus credentials): it must be a
+ * regular file, not readable by group or others (as ssh requires of keys),
+ * and not empty. Problems are reported on `key`.
+ * @param reader the listener's option reader
+ * @param secret the key that named the file (for problems) and the file's path
+ * @returns the text without surrounding whitespace, or undefined after a problem
+ */
+export function readSecretFile(
+  reader: OptionReader,
+  secret: { key: string; file: string },
+): string | undefined {
+  const { key, file } = secret;
   let text: string;
   try {
     const info = Deno.statSync(file);
     if (!info.isFile) {
-      reader.problem("token_file", `"${file}" is not a regular file`);
+      reader.problem(key, `"${file}" is not a regular file`);
       return undefined;
     }
     if (info.mode !== null && (info.mode & 0o077) !== 0) {
       const mode = (info.mode & 0o777).toString(8).padStart(4, "0");
-      reader.problem(
-        "token_file",
-        `"${file}" is readable by others (mode ${mode}): chmod 600 it`,
-      );
+      reader.problem(key, `"${file}" is readable by others (mode ${mode}): chmod 600 it`);
       return undefined;
     }
     text = Deno.readTextFileSync(file).trim();
   } catch (error) {
     const why = error instanceof Deno.errors.NotFound ? "does not exist" : (error as Error).message;
-    reader.problem("token_file", `"${file}" ${why}`);
+    reader.problem(key, `"${file}" ${why}`);
     return undefined;
   }
   if (text === "") {
-    reader.problem("token_file", `"${file}" is empty`);
+    reader.problem(key, `"${file}" is empty`);
     return undefined;
   }
   return text;

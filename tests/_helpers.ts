@@ -6,7 +6,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { parseConfig } from "../lib/config.ts";
+import { ConfigError, parseConfig } from "../lib/config.ts";
 import { Logger } from "../lib/log.ts";
 import type { Service } from "../lib/service.ts";
 import { Supervisor } from "../lib/supervisor.ts";
@@ -459,4 +459,52 @@ export async function tempConfig(
 export function listenerToml(fields: Record<string, unknown>): string {
   return "[[listener]]\n" +
     Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n";
+}
+
+/**
+ * The problems a config text has, as `key: message` lines (empty when valid).
+ * @param toml the config
+ * @returns the problems, in the order they were found
+ * @throws {Error} anything parseConfig throws other than a ConfigError
+ */
+export function configProblems(toml: string): string[] {
+  try {
+    parseConfig(toml, "test.toml", { services: SERVICES });
+    return [];
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return error.problems.map((p) => `${p.key}: ${p.message}`);
+  }
+}
+
+/** What systemd would receive on its notification socket. */
+export interface FakeSystemd {
+  /** Each datagram received, as text. */
+  messages: string[];
+  /** Stops listening. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens where NOTIFY_SOCKET will point and collects the notifications.
+ * @param path the socket's path (`\0name` for an abstract one)
+ * @returns the collected messages and a close function
+ */
+export function fakeSystemd(path: string): FakeSystemd {
+  const socket = Deno.listenDatagram({ transport: "unixpacket", path });
+  const messages: string[] = [];
+  const loop = (async () => {
+    try {
+      for (;;) messages.push(new TextDecoder().decode((await socket.receive())[0]));
+    } catch {
+      // Closed.
+    }
+  })();
+  return {
+    messages,
+    async close() {
+      socket.close();
+      await loop;
+    },
+  };
 }

@@ -237,7 +237,9 @@ Deno.test("chat: a reload that keeps the listener keeps its members and applies 
 Deno.test("chat: the room is shared while any listener uses it and removed after", async () => {
   const { chatService } = await import("../handlers/chat/mod.ts");
   const { Logger } = await import("../lib/log.ts");
+  const { LinkBoard } = await import("../lib/link_board.ts");
   const shared = new SharedState();
+  const links = new LinkBoard();
   const context = (name: string, port: number) => ({
     name,
     transport: "udp" as const,
@@ -245,6 +247,7 @@ Deno.test("chat: the room is shared while any listener uses it and removed after
     log: new Logger({ sink: () => {} }),
     signal: new AbortController().signal,
     shared,
+    links,
     now: () => 0,
     send: () => Promise.resolve(),
   });

@@ -11,9 +11,10 @@ import {
 } from "../handlers/chat/text.ts";
 import { formatRate } from "../handlers/chat/room.ts";
 import { TokenBucket } from "../lib/token_bucket.ts";
-import { ConfigError, parseConfig } from "../lib/config.ts";
+import { parseConfig } from "../lib/config.ts";
 import { defaultConfig } from "../lib/config_file.ts";
 import { chatListener } from "./_chat_peers.ts";
+import { configProblems } from "./_helpers.ts";
 import { SERVICES } from "../handlers/mod.ts";
 
 const enc = new TextEncoder();
@@ -200,21 +201,12 @@ Deno.test("TokenBucket allows a burst, then the rate", async (t) => {
   });
 });
 
-function problemsOf(toml: string): string[] {
-  try {
-    parseConfig(toml, "test.toml", { services: SERVICES });
-    return [];
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return error.problems.map((p) => `${p.key}: ${p.message}`);
-  }
-}
-
 Deno.test("chat options: defaults, and every bad value reported", async (t) => {
   await t.step("defaults", () => {
     const config = parseConfig(chatListener(), "test.toml", { services: SERVICES });
     assertEquals(config.listeners[0]!.options, {
       room: undefined,
+      bus: undefined,
       memberTtlMs: 600_000,
       maxMembers: 100,
       maxMessage: 1400,
@@ -240,6 +232,7 @@ Deno.test("chat options: defaults, and every bad value reported", async (t) => {
     );
     assertEquals(config.listeners[0]!.options, {
       room: "lobby",
+      bus: undefined,
       memberTtlMs: 30_000,
       maxMembers: 5,
       maxMessage: 2048,
@@ -249,7 +242,7 @@ Deno.test("chat options: defaults, and every bad value reported", async (t) => {
     });
   });
   await t.step("bad values", () => {
-    const problems = problemsOf(chatListener({
+    const problems = configProblems(chatListener({
       room: "no spaces",
       member_ttl: "0.5s",
       max_members: 0,

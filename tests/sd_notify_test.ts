@@ -1,27 +1,7 @@
 import assert from "node:assert/strict";
-import { spawnDaemon, tempConfig, waitFor } from "./_helpers.ts";
+import { fakeSystemd, spawnDaemon, tempConfig, waitFor } from "./_helpers.ts";
 
 const CONFIG = '[[listener]]\nname = "e"\nservice = "echo"\nlisten = "127.0.0.1:0"\n';
-
-/** Collects the datagrams systemd would receive on its notification socket. */
-function fakeSystemd(path: string): { messages: string[]; close(): Promise<void> } {
-  const socket = Deno.listenDatagram({ transport: "unixpacket", path });
-  const messages: string[] = [];
-  const loop = (async () => {
-    try {
-      for (;;) messages.push(new TextDecoder().decode((await socket.receive())[0]));
-    } catch {
-      // Closed.
-    }
-  })();
-  return {
-    messages,
-    async close() {
-      socket.close();
-      await loop;
-    },
-  };
-}
 
 Deno.test("under systemd the daemon reports READY, RELOADING, STOPPING and watchdog pings", async () => {
   await using config = await tempConfig(CONFIG);

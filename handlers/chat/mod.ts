@@ -2,12 +2,17 @@
  * The chat relay: remembers members and forwards each message to every other
  * member as `[name] text`. UDP (a member is a source address) or TCP (a
  * member is a connection, line based). Listeners with the same `room` share
- * one room through the supervisor's shared map (`chat:room:<name>`); a room
- * lives while any listener uses it, so a reload keeps its members.
+ * one room through the supervisor's shared map (`chat:room:<name>`, with the
+ * bus when there is one); a room lives while any listener uses it, so a
+ * reload keeps its members. With `bus`, the room spans every daemon naming
+ * it on that NATS server (see room_bus.ts).
  *
  * @module
  */
 
+import { createHash } from "node:crypto";
+import { type BusOptions, readBusOptions } from "./bus_options.ts";
+import { RoomBus } from "./room_bus.ts";
 import { ChatRoom, formatRate, type MemberLimits } from "./room.ts";
 import { serveChatConnection } from "./tcp.ts";
 import { ChatDatagramPort } from "./udp.ts";
@@ -19,6 +24,8 @@ import { formatDuration, type Rate } from "../../lib/units.ts";
 export interface ChatOptions {
   /** The room's name; listeners naming the same room share it. Default: the listener's name. */
   room: string | undefined;
+  /** The NATS bus the room is shared on, with `room`. */
+  bus: BusOptions | undefined;
   /** A member silent this long is removed, in ms. */
   memberTtlMs: number;
   /** Most members the room takes (newcomers through this listener). */
@@ -41,6 +48,8 @@ const ROOM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** What the shared map holds for a room. */
 interface RoomEntry {
   room: ChatRoom;
+  /** The room's side on the bus, when it has one. */
+  bus: RoomBus | undefined;
   /** Open service instances using the room. */
   refs: number;
   /** One per UDP socket, by bound address. */
@@ -56,21 +65,47 @@ function limitsOf(options: ChatOptions): MemberLimits {
   };
 }
 
-function acquireRoom(name: string, context: ListenerContext): [RoomEntry, () => void] {
-  const key = `chat:room:${name}`;
-  const held = context.shared.obtain<RoomEntry>(key, () => ({
-    room: new ChatRoom({ name, now: context.now, log: context.log }),
-    refs: 0,
-    ports: new Map(),
-  }));
+// A room on a bus is a different room from a local one of the same name,
+// and so is one on another bus or with other credentials (hashed: keys are
+// not secret).
+function roomKey(name: string, bus: BusOptions | undefined): string {
+  if (bus === undefined) return `chat:room:${name}`;
+  const login = createHash("sha256").update(JSON.stringify(bus.auth)).digest("hex").slice(0, 16);
+  return `chat:room:${name} ${bus.target} ${login}`;
+}
+
+function acquireRoom(
+  name: string,
+  bus: BusOptions | undefined,
+  context: ListenerContext,
+): [RoomEntry, () => Promise<void>] {
+  const key = roomKey(name, bus);
+  const held = context.shared.obtain<RoomEntry>(key, () => {
+    const room = new ChatRoom({ name, now: context.now, log: context.log });
+    return {
+      room,
+      bus: bus && new RoomBus({
+        room,
+        roomName: name,
+        bus,
+        links: context.links,
+        log: context.log,
+        now: context.now,
+      }),
+      refs: 0,
+      ports: new Map(),
+    };
+  });
   held.refs++;
   let released = false;
-  const release = (): void => {
+  const release = async (): Promise<void> => {
     if (released) return;
     released = true;
     if (--held.refs > 0) return;
-    held.room.close();
     context.shared.forget(key, held);
+    // The other daemons hear "bye" while the members are still listed.
+    await held.bus?.close();
+    held.room.close();
   };
   return [held, release];
 }
@@ -91,11 +126,13 @@ export const chatService: Service = defineService<ChatOptions>({
         `"${room}" is not a valid room name: use letters, digits, ".", "_" and "-" (at most 64)`,
       );
     }
+    const bus = readBusOptions(reader, room);
     if (transport === "udp" && reader.has("member_queue")) {
       reader.problem("member_queue", "has no effect on a udp listener");
     }
     return {
       room,
+      bus,
       memberTtlMs: reader.duration("member_ttl", {
         default: "10m",
         min: 1000,
@@ -114,6 +151,8 @@ export const chatService: Service = defineService<ChatOptions>({
   },
   describe(options) {
     const parts = options.room === undefined ? [] : [`room=${options.room}`];
+    if (options.bus !== undefined) parts.push(`bus=${options.bus.target}`);
+    if (options.bus?.credsPath !== undefined) parts.push(`bus_creds=${options.bus.credsPath}`);
     parts.push(
       `max_members=${options.maxMembers}`,
       `max_message=${options.maxMessage}`,
@@ -124,7 +163,7 @@ export const chatService: Service = defineService<ChatOptions>({
     return parts.join(" ");
   },
   open(options, context) {
-    const [entry, release] = acquireRoom(options.room ?? context.name, context);
+    const [entry, release] = acquireRoom(options.room ?? context.name, options.bus, context);
     const limits = limitsOf(options);
     if (context.transport === "tcp") {
       const connection = {
@@ -136,7 +175,7 @@ export const chatService: Service = defineService<ChatOptions>({
       return {
         stream: (conn, connectionContext) =>
           serveChatConnection(conn, connectionContext, connection),
-        close: () => Promise.resolve(release()),
+        close: release,
       };
     }
     // A reload keeps the socket and opens a new instance before closing the
@@ -157,15 +196,13 @@ export const chatService: Service = defineService<ChatOptions>({
     return {
       datagram: (data, from) => held.port.handle(data, from) as Promise<void> | undefined,
       close: () => {
-        if (!closed) {
-          closed = true;
-          if (--held.refs === 0) {
-            held.port.removeAll();
-            if (entry.ports.get(socketKey) === held) entry.ports.delete(socketKey);
-          }
-          release();
+        if (closed) return Promise.resolve();
+        closed = true;
+        if (--held.refs === 0) {
+          held.port.removeAll();
+          if (entry.ports.get(socketKey) === held) entry.ports.delete(socketKey);
         }
-        return Promise.resolve();
+        return release();
       },
     };
   },

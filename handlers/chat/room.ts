@@ -9,6 +9,13 @@
  * datagram members, one for all line members) and the same bytes go to
  * every member. Message bodies are bytes and are never decoded.
  *
+ * A room shared with other daemons over a bus gets a {@linkcode RoomObserver}
+ * (told of every local join, leave, rename and message, to pass them on) and
+ * a view of the members elsewhere ({@linkcode OtherMembers}): names stay
+ * unique, `max_members` and `/who` cover the whole room, and what comes from
+ * the bus reaches the local members through {@linkcode ChatRoom.relay} and
+ * {@linkcode ChatRoom.notice}.
+ *
  * @module
  */
 
@@ -64,10 +71,41 @@ export interface MemberLimits {
 
 /** A member as seen outside the room. */
 export interface ChatMember {
+  /** Its id in this room (never reused). */
+  readonly id: number;
   /** The current name. */
   readonly name: string;
   /** False once the member has been removed. */
   readonly present: boolean;
+  /** When it joined, ms since the epoch. */
+  readonly joinedAt: number;
+  /** When it claimed its current name, ms since the epoch. */
+  readonly claimedAt: number;
+}
+
+/** Why a member left, when it is announced (`closed` never is). */
+export type AnnouncedReason = Exclude<LeaveReason, "closed">;
+
+/** Told of every change among the local members, to pass it on to the other daemons. */
+export interface RoomObserver {
+  /** A member joined. */
+  joined(member: ChatMember): void;
+  /** A member left (not called when the room closes). */
+  left(member: ChatMember, reason: AnnouncedReason): void;
+  /** A member took a new name (`member.name`, claimed at `member.claimedAt`). */
+  renamed(member: ChatMember): void;
+  /** A member's message was relayed locally. `body` is only valid during the call. */
+  message(member: ChatMember, body: Uint8Array): void;
+}
+
+/** The room's members on other daemons, as the room needs to see them. */
+export interface OtherMembers {
+  /** How many there are. */
+  readonly size: number;
+  /** Whether one of them has this name (folded). */
+  hasName(folded: string): boolean;
+  /** Each of them, for `/who`. */
+  members(): Iterable<{ readonly name: string; readonly joinedAt: number }>;
 }
 
 /** Options for {@linkcode ChatRoom.join}. */
@@ -88,6 +126,8 @@ export interface ChatRoomOptions {
   now: () => number;
   /** Logger for joins, leaves and drops. */
   log: Logger;
+  /** Wall clock in ms since the epoch (join and name-claim times). @default {Date.now} */
+  wallClock?: () => number;
   /**
    * The longest interval between looks for silent members, in real ms; a
    * member with a short TTL makes it shorter (a quarter of the TTL, at
@@ -107,6 +147,9 @@ const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 
 class Member implements ChatMember {
+  readonly id: number;
+  readonly joinedAt: number;
+  claimedAt: number;
   name: string;
   folded: string;
   prefix: Uint8Array;
@@ -119,7 +162,18 @@ class Member implements ChatMember {
   noticeAt = -Infinity;
   present = true;
 
-  constructor(name: string, folded: string, sink: MemberSink, limits: MemberLimits, now: number) {
+  constructor(
+    id: number,
+    name: string,
+    folded: string,
+    sink: MemberSink,
+    limits: MemberLimits,
+    now: number,
+    wallNow: number,
+  ) {
+    this.id = id;
+    this.joinedAt = wallNow;
+    this.claimedAt = wallNow;
     this.name = name;
     this.folded = folded;
     this.prefix = encodePrefix(name);
@@ -151,6 +205,7 @@ export function formatRate(rate: Rate): string {
 export class ChatRoom {
   #name: string;
   #now: () => number;
+  #wallClock: () => number;
   #log: Logger;
   #sweepMs: number;
   #members = new Set<Member>();
@@ -161,6 +216,9 @@ export class ChatRoom {
   #refusalLog = new LogThrottle(10_000);
   #slowLog = new LogThrottle(10_000);
   #closed = false;
+  #nextId = 1;
+  #observer?: RoomObserver;
+  #others?: OtherMembers;
 
   /**
    * Creates an empty room.
@@ -169,6 +227,7 @@ export class ChatRoom {
   constructor(options: ChatRoomOptions) {
     this.#name = options.name;
     this.#now = options.now;
+    this.#wallClock = options.wallClock ?? Date.now;
     this.#log = options.log;
     this.#sweepMs = options.sweepMs ?? 1000;
     this.#refusals = new TokenBucket({ rate: REFUSALS, burst: REFUSALS.count, now: this.#now() });
@@ -179,14 +238,108 @@ export class ChatRoom {
     return this.#name;
   }
 
-  /** How many members there are. */
+  /** How many members there are here (not counting other daemons'). */
   get size(): number {
     return this.#members.size;
   }
 
-  /** The members' names, in join order. */
+  /** How many members the whole room has, here and on other daemons. */
+  get roomSize(): number {
+    return this.#members.size + (this.#others?.size ?? 0);
+  }
+
+  /** The names of the whole room's members, in join order. */
   get names(): string[] {
-    return [...this.#members].map((member) => member.name);
+    const local = [...this.#members];
+    if (this.#others === undefined || this.#others.size === 0) return local.map((m) => m.name);
+    const all: { name: string; joinedAt: number }[] = [...local, ...this.#others.members()];
+    // A stable sort: local members that joined in one millisecond keep their order.
+    all.sort((a, b) => a.joinedAt - b.joinedAt);
+    return all.map((member) => member.name);
+  }
+
+  /** The members here, in join order (for a roster sent to other daemons). */
+  get localMembers(): IterableIterator<ChatMember> {
+    return this.#members.values();
+  }
+
+  /**
+   * Shares the room with other daemons: `observer` hears of every local
+   * change; `others` are counted for `max_members`, names and `/who`.
+   * @param observer what passes local changes on
+   * @param others the members elsewhere
+   */
+  share(observer: RoomObserver, others: OtherMembers): void {
+    this.#observer = observer;
+    this.#others = others;
+  }
+
+  /**
+   * Sends a message from a member elsewhere to every member here.
+   * @param prefix the sender's encoded `[name] `
+   * @param body the message bytes (only read before this returns)
+   * @returns a promise for the last datagram send it caused (never rejects), if any
+   */
+  relay(prefix: Uint8Array, body: Uint8Array): Promise<unknown> | undefined {
+    return this.#fanOut(undefined, prefix, body, this.#now());
+  }
+
+  /**
+   * Sends a server line (`* ana joined`, `* link to the room is down`) to every member here.
+   * @param text the line, without newline
+   * @returns a promise for the last datagram send it caused (never rejects), if any
+   */
+  notice(text: string): Promise<unknown> | undefined {
+    return this.#announce(undefined, text, this.#now());
+  }
+
+  /**
+   * The local member with this name, if any.
+   * @param folded the name, folded with `foldName`
+   * @returns the member
+   */
+  localByName(folded: string): ChatMember | undefined {
+    return this.#names.get(folded);
+  }
+
+  /**
+   * Gives a local member a free name because a member elsewhere holds its
+   * name by an earlier claim: `ana` becomes `ana#2`, announced to everyone
+   * here, the member too (it did not ask for it), and passed on.
+   * @param member the local member
+   */
+  yieldName(member: ChatMember): void {
+    const m = member as Member;
+    if (!m.present) return;
+    const base = m.name.replace(/#\d+$/, "");
+    let name = base;
+    let folded = foldName(name);
+    for (let n = 2; this.#taken(folded); n++) {
+      name = `${base}#${n}`;
+      folded = foldName(name);
+    }
+    const old = m.name;
+    this.#rename(m, name, folded);
+    this.#log.info("Name taken elsewhere in the room: member renamed", {
+      room: this.#name,
+      member: old,
+      name,
+    });
+    this.#announce(undefined, `* ${old} is now ${name}`, this.#now());
+    this.#observer?.renamed(m);
+  }
+
+  #taken(folded: string): boolean {
+    return this.#names.has(folded) || (this.#others?.hasName(folded) ?? false);
+  }
+
+  #rename(m: Member, name: string, folded: string): void {
+    this.#names.delete(m.folded);
+    this.#names.set(folded, m);
+    m.name = name;
+    m.folded = folded;
+    m.prefix = encodePrefix(name);
+    m.claimedAt = this.#wallClock();
   }
 
   /**
@@ -197,7 +350,7 @@ export class ChatRoom {
    * @returns the member, or undefined when the room is full or closed
    */
   join(sink: MemberSink, options: JoinOptions): ChatMember | undefined {
-    if (this.#closed || this.#members.size >= options.maxMembers) {
+    if (this.#closed || this.roomSize >= options.maxMembers) {
       if (!this.#closed) {
         const count = this.#refusalLog.hit(performance.now());
         if (count > 0) {
@@ -211,16 +364,25 @@ export class ChatRoom {
     const now = this.#now();
     let name = options.name;
     let folded = foldName(name);
-    for (let n = 2; this.#names.has(folded); n++) {
+    for (let n = 2; this.#taken(folded); n++) {
       name = `${options.name}#${n}`;
       folded = foldName(name);
     }
-    const member = new Member(name, folded, sink, options.limits, now);
+    const member = new Member(
+      this.#nextId++,
+      name,
+      folded,
+      sink,
+      options.limits,
+      now,
+      this.#wallClock(),
+    );
     this.#members.add(member);
     this.#names.set(folded, member);
     this.#log.debug("Member joined", { room: this.#name, member: name });
     this.#announce(member, `* ${name} joined`, now);
     this.#armSweep(options.limits.ttlMs);
+    this.#observer?.joined(member);
     return member;
   }
 
@@ -287,6 +449,7 @@ export class ChatRoom {
             `error: message too long (${command.body.length} bytes, limit ${m.limits.maxMessage}); not sent`,
           );
         }
+        this.#observer?.message(m, command.body);
         return this.#fanOut(m, m.prefix, command.body, now);
       case "who": {
         const cap = m.datagram ? WHO_DATAGRAM_CAP : Infinity;
@@ -397,13 +560,13 @@ export class ChatRoom {
     const folded = foldName(name);
     const holder = this.#names.get(folded);
     if (holder !== undefined && holder !== m) return this.#reply(m, "error: name taken");
+    if (holder === undefined && this.#others?.hasName(folded)) {
+      return this.#reply(m, "error: name taken");
+    }
     const old = m.name;
-    this.#names.delete(m.folded);
-    this.#names.set(folded, m);
-    m.name = name;
-    m.folded = folded;
-    m.prefix = encodePrefix(name);
+    this.#rename(m, name, folded);
     this.#log.debug("Member renamed", { room: this.#name, member: old, name });
+    this.#observer?.renamed(m);
     // Like every announcement, to the others only: the renamed member sees
     // its new name in /who.
     return this.#announce(m, `* ${old} is now ${name}`, now);
@@ -468,6 +631,7 @@ export class ChatRoom {
         this.#log.debug("Member left", { room: this.#name, member: m.name, reason });
       }
       this.#announce(undefined, `* ${m.name} left${suffix}`, this.#now());
+      this.#observer?.left(m, reason);
     }
     m.sink.removed(reason);
   }
