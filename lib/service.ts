@@ -8,7 +8,7 @@
  */
 
 import type { ListenAddress } from "./address.ts";
-import type { Logger } from "./log.ts";
+import type { LogFields, Logger } from "./log.ts";
 import type { OptionReader } from "./option_reader.ts";
 import type { SharedState } from "./shared_state.ts";
 
@@ -52,6 +52,11 @@ export interface ConnectionContext {
    * connections at once but lets busy ones finish, within the deadline.
    */
   setBusy(busy: boolean): void;
+  /**
+   * Adds fields to the connection's last log line (e.g. a program's exit
+   * status); a noted `outcome` replaces a plain `closed`.
+   */
+  note(fields: LogFields): void;
 }
 
 /** Serves one accepted connection until it ends or `context.signal` aborts. */

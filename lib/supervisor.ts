@@ -93,6 +93,8 @@ export interface SupervisorOptions {
   services: readonly Service[];
   /** Monotonic clock in ms handed to services (tests inject a fake one). @default {performance.now} */
   clock?: () => number;
+  /** Wall clock in ms since the epoch, for `access_times` (tests inject one). @default {Date.now} */
+  wallClock?: () => number;
 }
 
 interface Prepared {
@@ -116,6 +118,7 @@ export class Supervisor {
   #log: Logger;
   #services: readonly Service[];
   #clock: () => number;
+  #wallClock: () => number;
   #running = new Map<string, RunningListener>();
   #shared = new SharedState();
   #stopping: Promise<void>[] = [];
@@ -129,6 +132,7 @@ export class Supervisor {
     this.#log = options.log;
     this.#services = options.services;
     this.#clock = options.clock ?? (() => performance.now());
+    this.#wallClock = options.wallClock ?? Date.now;
   }
 
   /** The running listeners, in start order. */
@@ -255,7 +259,9 @@ export class Supervisor {
         udp.start(instance);
         listener = udp;
       } else {
-        listener = new TcpListener(socket as Deno.TcpListener, config, instance, log);
+        listener = new TcpListener(socket as Deno.TcpListener, config, instance, log, {
+          wallClock: this.#wallClock,
+        });
       }
       return { config, listener, instance };
     } catch (error) {

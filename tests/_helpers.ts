@@ -56,6 +56,8 @@ export interface StartServerOptions {
   shutdownMs?: number;
   /** Monotonic clock handed to services. @default {performance.now} */
   clock?: () => number;
+  /** Wall clock for `access_times`, ms since the epoch. @default {Date.now} */
+  wallClock?: () => number;
 }
 
 /**
@@ -77,6 +79,7 @@ export async function startServer(
     log,
     services: options.services ?? SERVICES,
     clock: options.clock,
+    wallClock: options.wallClock,
   });
   await supervisor.apply(config);
   return {
