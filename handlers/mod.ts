@@ -6,8 +6,10 @@
  */
 
 import type { Service } from "../lib/service.ts";
+import { chargenService } from "./chargen/mod.ts";
 import { chatService } from "./chat/mod.ts";
 import { cmdService } from "./cmd/mod.ts";
+import { discardService } from "./discard/mod.ts";
 import { echoService } from "./echo/mod.ts";
 import { fileService } from "./file/mod.ts";
 import { timeService } from "./time/mod.ts";
@@ -22,6 +24,8 @@ export const SERVICES: readonly Service[] = [
   cmdService,
   timeService,
   fileService,
+  discardService,
+  chargenService,
 ];
 
 /**
