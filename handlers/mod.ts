@@ -11,6 +11,7 @@ import { chatService } from "./chat/mod.ts";
 import { cmdService } from "./cmd/mod.ts";
 import { discardService } from "./discard/mod.ts";
 import { echoService } from "./echo/mod.ts";
+import { execService } from "./exec/mod.ts";
 import { fileService } from "./file/mod.ts";
 import { timeService } from "./time/mod.ts";
 
@@ -26,6 +27,7 @@ export const SERVICES: readonly Service[] = [
   fileService,
   discardService,
   chargenService,
+  execService,
 ];
 
 /**

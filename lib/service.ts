@@ -57,6 +57,12 @@ export interface ConnectionContext {
    * status); a noted `outcome` replaces a plain `closed`.
    */
   note(fields: LogFields): void;
+  /**
+   * Aborted when the supervisor closes this connection (idle_timeout,
+   * shutdown, forced close), for a handler waiting on something other than
+   * the socket — a program's stdin pipe, a relay's other side.
+   */
+  readonly closing: AbortSignal;
 }
 
 /** Serves one accepted connection until it ends or `context.signal` aborts. */

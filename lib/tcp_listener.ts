@@ -38,6 +38,8 @@ interface Tracked {
   generation: Generation;
   busy: boolean;
   reason?: CloseReason;
+  /** Made when a handler asks for `context.closing`. */
+  closer?: AbortController;
   done?: Promise<void>;
   lastBytes: number;
   idleSince: number;
@@ -258,6 +260,9 @@ export class TcpListener implements RunningListener {
         tracked.busy = busy;
       },
       note: (fields) => summary.note(fields),
+      get closing() {
+        return (tracked.closer ??= new AbortController()).signal;
+      },
     };
     let outcome = "closed";
     try {
@@ -297,6 +302,7 @@ export class TcpListener implements RunningListener {
     if (tracked.conn.closed) return;
     tracked.reason ??= reason;
     tracked.conn.close();
+    tracked.closer?.abort();
   }
 
   #armIdleTimer(): void {

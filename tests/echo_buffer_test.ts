@@ -62,6 +62,7 @@ function context(busy: boolean[] = []): ConnectionContext {
     peer: "127.0.0.1:9",
     setBusy: (value) => busy.push(value),
     note: () => {},
+    closing: new AbortController().signal,
   };
 }
 
