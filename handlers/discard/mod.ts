@@ -12,12 +12,8 @@ import {
   defineService,
   type Service,
 } from "../../lib/service.ts";
+import { AdaptiveBuffer } from "../../lib/adaptive_buffer.ts";
 import { isDisconnect } from "../../lib/net_errors.ts";
-
-// An idle connection pins only a small buffer; bulk senders grow it ×4 per
-// full read up to 64 KiB, the size that keeps a fast sender cheap.
-const INITIAL_BUFFER = 4096;
-const MAX_BUFFER = 65536;
 
 /**
  * Reads a connection to its end and drops the bytes.
@@ -25,12 +21,11 @@ const MAX_BUFFER = 65536;
  * @param _context unused: nothing is ever in progress, so shutdown closes it once quiet
  */
 export async function discardStream(conn: Connection, _context: ConnectionContext): Promise<void> {
-  let buffer = new Uint8Array(INITIAL_BUFFER);
+  // Small while idle, grown for bulk senders.
+  const buffer = new AdaptiveBuffer();
   try {
-    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
-      if (n === buffer.length && buffer.length < MAX_BUFFER) {
-        buffer = new Uint8Array(Math.min(buffer.length * 4, MAX_BUFFER));
-      }
+    for (let n = await conn.read(buffer.bytes); n !== null; n = await conn.read(buffer.bytes)) {
+      buffer.filled(n);
     }
   } catch (error) {
     // A client that resets is done sending: that is how discard ends too.
