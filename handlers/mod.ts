@@ -13,6 +13,7 @@ import { discardService } from "./discard/mod.ts";
 import { echoService } from "./echo/mod.ts";
 import { execService } from "./exec/mod.ts";
 import { fileService } from "./file/mod.ts";
+import { redirectService } from "./redirect/mod.ts";
 import { timeService } from "./time/mod.ts";
 
 /**
@@ -28,6 +29,7 @@ export const SERVICES: readonly Service[] = [
   discardService,
   chargenService,
   execService,
+  redirectService,
 ];
 
 /**
