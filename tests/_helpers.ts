@@ -433,3 +433,32 @@ export function listenerToml(fields: Record<string, unknown>): string {
   return "[[listener]]\n" +
     Object.entries(fields).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n";
 }
+
+/**
+ * Waits until a counter stops moving (a stream stalled on a side that does
+ * not read): unchanged for `quietMs`, sampled every 50 ms, bounded in time.
+ * @param read reads the counter
+ * @param options how long it must stay unchanged, and the overall bound
+ * @returns the value it stalled at (non-zero)
+ * @throws {Error} when it never stalled in time
+ */
+export async function waitForStall(
+  read: () => number,
+  options: { quietMs?: number; timeoutMs?: number } = {},
+): Promise<number> {
+  const quietMs = options.quietMs ?? 500;
+  const deadline = performance.now() + (options.timeoutMs ?? 15_000);
+  let last = read();
+  let since = performance.now();
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = read();
+    if (now !== last || now === 0) {
+      last = now;
+      since = performance.now();
+    } else if (performance.now() - since >= quietMs) {
+      return now;
+    }
+    if (performance.now() > deadline) throw new Error("The counter never stopped moving");
+  }
+}

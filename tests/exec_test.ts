@@ -286,6 +286,7 @@ Deno.test("exec: a program that cannot be run is logged and the connection close
       using conn = await connect(server);
       assert.equal(decoder.decode(await readToEnd(conn)), "hello\n");
     }
+    assert.match(await lastLine(server), /outcome=exited pid=\d+ exit=0/);
     await Deno.remove(program);
     using conn = await connect(server);
     assert.equal((await readToEnd(conn)).length, 0);
