@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
 import { AccessTimes, parseTimeWindow, windowContains } from "../lib/access_times.ts";
-import { ConfigError, parseConfig } from "../lib/config.ts";
-import { formatProblem } from "../lib/option_reader.ts";
 import { systemTimeZone } from "../lib/zoned_time.ts";
-import { SERVICES } from "../handlers/mod.ts";
-import { listenerToml, readToEnd, runCli, startServer, tempConfig } from "./_helpers.ts";
+import { checkConfig, listenerProblems, listenerToml, readToEnd, startServer } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -63,16 +60,7 @@ Deno.test("access_times reads the clock in the daemon's zone, across a DST chang
 });
 
 function problems(keys: Record<string, unknown>): string[] {
-  try {
-    parseConfig(listenerToml({ service: "echo", listen: "127.0.0.1:0", ...keys }), "t.toml", {
-      services: SERVICES,
-      baseDir: "/",
-    });
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems.map(formatProblem);
-    throw error;
-  }
-  return [];
+  return listenerProblems({ service: "echo", listen: "127.0.0.1:0", ...keys });
 }
 
 Deno.test("bad access_times are config problems with their key", () => {
@@ -138,10 +126,9 @@ Deno.test("outside access_times a new connection is closed at once and logged; o
 });
 
 Deno.test("check lists a listener's access_times", async () => {
-  await using config = await tempConfig(
+  const result = await checkConfig(
     listenerToml({ service: "echo", listen: "127.0.0.1:7107", access_times: ["08:00-18:00"] }),
   );
-  const result = await runCli(["check", "-c", config.path]);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /access_times=08:00-18:00/);
 });

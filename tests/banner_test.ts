@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../lib/config.ts";
-import { formatProblem } from "../lib/option_reader.ts";
-import { SERVICES } from "../handlers/mod.ts";
-import { listenerToml, readBytes, readToEnd, startServer, waitFor } from "./_helpers.ts";
+import {
+  listenerProblems,
+  listenerToml,
+  readBytes,
+  readToEnd,
+  startServer,
+  waitFor,
+} from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -43,16 +47,7 @@ Deno.test("a banner goes before a service that speaks first, too", async () => {
 });
 
 function problems(keys: Record<string, unknown>): string[] {
-  try {
-    parseConfig(listenerToml({ service: "echo", listen: "127.0.0.1:0", ...keys }), "t.toml", {
-      services: SERVICES,
-      baseDir: "/",
-    });
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems.map(formatProblem);
-    throw error;
-  }
-  return [];
+  return listenerProblems({ service: "echo", listen: "127.0.0.1:0", ...keys });
 }
 
 Deno.test("banner is TCP only and bounded", () => {

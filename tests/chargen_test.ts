@@ -2,11 +2,10 @@ import assert from "node:assert/strict";
 import { ChargenDatagrams, MAX_DATAGRAM } from "../handlers/chargen/mod.ts";
 import { chargenPeriods, PERIOD } from "../handlers/chargen/pattern.ts";
 import {
+  checkConfig,
   listenerToml,
   readBytes,
-  runCli,
   startServer,
-  tempConfig,
   udpRequest,
   waitFor,
   waitForStall,
@@ -123,30 +122,25 @@ Deno.test("chargen datagram lengths cover 0 through 512 and wrap the period", ()
 });
 
 Deno.test("check refuses chargen over UDP unless allow_udp = true (exit 78)", async () => {
-  await using refused = await tempConfig(
+  const bad = await checkConfig(
     listenerToml({ service: "chargen", transport: "udp", listen: "127.0.0.1:7119" }),
   );
-  const bad = await runCli(["check", "-c", refused.path]);
   assert.equal(bad.code, 78, bad.stderr);
   assert.match(
     bad.stderr,
     /switchboard\.toml:3: listener\[0\]\.transport: chargen over udp .* amplifier .* allow_udp = true/,
   );
-  await using allowed = await tempConfig(
-    listenerToml({
-      service: "chargen",
-      transport: "udp",
-      listen: "127.0.0.1:7119",
-      allow_udp: true,
-    }),
-  );
-  const good = await runCli(["check", "-c", allowed.path]);
+  const good = await checkConfig(listenerToml({
+    service: "chargen",
+    transport: "udp",
+    listen: "127.0.0.1:7119",
+    allow_udp: true,
+  }));
   assert.equal(good.code, 0, good.stderr);
   assert.match(good.stdout, /chargen-udp-7119 +chargen +udp +127\.0\.0\.1:7119 .*allow_udp/);
-  await using pointless = await tempConfig(
+  const tcp = await checkConfig(
     listenerToml({ service: "chargen", listen: "127.0.0.1:7119", allow_udp: true }),
   );
-  const tcp = await runCli(["check", "-c", pointless.path]);
   assert.equal(tcp.code, 78);
   assert.match(tcp.stderr, /allow_udp: has no effect on a tcp listener/);
 });

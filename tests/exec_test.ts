@@ -2,13 +2,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { liveGroupMembers } from "../lib/process_group.ts";
 import { DEFAULT_PATH } from "../lib/command_options.ts";
+import { writeAll } from "../lib/write_all.ts";
 import {
+  checkConfig,
+  exchange,
+  listenerProblems,
   listenerToml,
   readBytes,
   readToEnd,
-  runCli,
   startServer,
-  tempConfig,
   type TestServer,
   waitFor,
 } from "./_helpers.ts";
@@ -24,11 +26,6 @@ function execServer(keys: Record<string, unknown>): Promise<TestServer> {
 
 function connect(server: TestServer, hostname = "127.0.0.1"): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname, port: server.port("x") });
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let rest = bytes;
-  while (rest.length > 0) rest = rest.subarray(await conn.write(rest));
 }
 
 /** The connection's last log line (waits for it). */
@@ -47,16 +44,9 @@ function pidOf(line: string): number {
 Deno.test("exec runs cat on the socket: every byte comes back, EOF ends it, exit 0 is logged", async () => {
   await using server = await execServer({ argv: ["cat"] });
   using conn = await connect(server);
-  const payload = crypto.getRandomValues(new Uint8Array(65536));
-  const big = new Uint8Array(1 << 20);
-  for (let at = 0; at < big.length; at += payload.length) big.set(payload, at);
   // Read while writing: cat's output must flow back while its input arrives.
-  const [, echoed] = await Promise.all([
-    writeAll(conn, big).then(() => conn.closeWrite()),
-    readToEnd(conn, 20_000),
-  ]);
-  assert.equal(echoed.length, big.length);
-  assert.ok(echoed.every((byte, i) => byte === big[i]), "the same bytes, in order");
+  const { sent, received } = await exchange(conn, 1 << 20);
+  assert.deepEqual(received, sent, "the same bytes, in order");
   const last = await lastLine(server);
   assert.match(
     last,
@@ -331,19 +321,16 @@ Deno.test("check validates exec's keys, the program included (exit 78)", async (
     [{ argv: ["cat"], shell: ["/bin/sh"] }, /shell: unknown key/],
   ];
   for (const [keys, expected] of cases) {
-    await t.step(JSON.stringify(keys), async () => {
-      await using config = await tempConfig(
-        listenerToml({ service: "exec", listen: "127.0.0.1:7110", ...keys }),
-      );
-      const result = await runCli(["check", "-c", config.path]);
-      assert.equal(result.code, 78, result.stderr);
-      assert.match(result.stderr, expected);
+    await t.step(JSON.stringify(keys), () => {
+      const found = listenerProblems({ service: "exec", listen: "127.0.0.1:7110", ...keys });
+      assert.ok(found.some((line) => expected.test(line)), `${expected} not in ${found}`);
     });
   }
-  await using good = await tempConfig(
+  const bad = await checkConfig(listenerToml({ service: "exec", listen: "127.0.0.1:7110" }));
+  assert.equal(bad.code, 78, bad.stderr);
+  const result = await checkConfig(
     listenerToml({ service: "exec", listen: "127.0.0.1:7110", argv: ["sort", "-r"] }),
   );
-  const result = await runCli(["check", "-c", good.path]);
   assert.equal(result.code, 0, result.stderr);
   assert.match(
     result.stdout,
