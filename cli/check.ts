@@ -37,6 +37,8 @@ function limits(listener: ListenerConfig): string {
   }
   if (listener.allow.length > 0) parts.push(`allow=${listener.allow.join(",")}`);
   if (listener.deny.length > 0) parts.push(`deny=${listener.deny.join(",")}`);
+  if (listener.accessTimes) parts.push(`access_times=${listener.accessTimes.join(",")}`);
+  if (listener.banner !== undefined) parts.push("banner");
   const service = findService(listener.service);
   const described = service?.describe?.(listener.options);
   if (described) parts.push(described);

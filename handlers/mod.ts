@@ -6,10 +6,14 @@
  */
 
 import type { Service } from "../lib/service.ts";
+import { chargenService } from "./chargen/mod.ts";
 import { chatService } from "./chat/mod.ts";
 import { cmdService } from "./cmd/mod.ts";
+import { discardService } from "./discard/mod.ts";
 import { echoService } from "./echo/mod.ts";
+import { execService } from "./exec/mod.ts";
 import { fileService } from "./file/mod.ts";
+import { redirectService } from "./redirect/mod.ts";
 import { timeService } from "./time/mod.ts";
 
 /**
@@ -22,6 +26,10 @@ export const SERVICES: readonly Service[] = [
   cmdService,
   timeService,
   fileService,
+  discardService,
+  chargenService,
+  execService,
+  redirectService,
 ];
 
 /**

@@ -14,6 +14,8 @@ import {
   parseListenAddress,
 } from "./address.ts";
 import { parseCidr } from "./access.ts";
+import { readAccessTimes } from "./access_times.ts";
+import { readBanner } from "./banner.ts";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import { type ConfigProblem, formatProblem, OptionReader } from "./option_reader.ts";
 import type { Service, Transport } from "./service.ts";
@@ -53,6 +55,10 @@ export interface ListenerConfig {
   allow: string[];
   /** CIDRs that are refused (deny wins over allow). */
   deny: string[];
+  /** TCP: text sent at connect, before the service (lib/banner.ts). */
+  banner?: string;
+  /** TCP: windows of the day new connections are accepted in (lib/access_times.ts). */
+  accessTimes?: string[];
   /** The service's own options, as its `parseOptions` returned them. */
   options: unknown;
   /** Its key path in the file, `listener[N]` (N counts from 0). */
@@ -302,6 +308,8 @@ function readListener(
   };
   const allow = reader.stringArray("allow", { check: cidrCheck });
   const deny = reader.stringArray("deny", { check: cidrCheck });
+  const banner = readBanner(reader, transport);
+  const accessTimes = readAccessTimes(reader, transport);
   let options: unknown;
   if (service && transport) {
     options = service.parseOptions(reader, transport, address);
@@ -325,6 +333,8 @@ function readListener(
     idleTimeoutMs,
     allow,
     deny,
+    banner,
+    accessTimes,
     options,
   };
   return { listener, identity };

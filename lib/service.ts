@@ -9,7 +9,7 @@
 
 import type { ListenAddress } from "./address.ts";
 import type { LinkBoard } from "./link_board.ts";
-import type { Logger } from "./log.ts";
+import type { LogFields, Logger } from "./log.ts";
 import type { OptionReader } from "./option_reader.ts";
 import type { SharedState } from "./shared_state.ts";
 
@@ -53,6 +53,17 @@ export interface ConnectionContext {
    * connections at once but lets busy ones finish, within the deadline.
    */
   setBusy(busy: boolean): void;
+  /**
+   * Adds fields to the connection's last log line (e.g. a program's exit
+   * status); a noted `outcome` replaces a plain `closed`.
+   */
+  note(fields: LogFields): void;
+  /**
+   * Aborted when the supervisor closes this connection (idle_timeout,
+   * shutdown, forced close), for a handler waiting on something other than
+   * the socket — a program's stdin pipe, a relay's other side.
+   */
+  readonly closing: AbortSignal;
 }
 
 /** Serves one accepted connection until it ends or `context.signal` aborts. */

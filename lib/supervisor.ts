@@ -96,6 +96,8 @@ export interface SupervisorOptions {
   clock?: () => number;
   /** Where services register their links to outside systems. @default {a new board} */
   links?: LinkBoard;
+  /** Wall clock in ms since the epoch, for `access_times` (tests inject one). @default {Date.now} */
+  wallClock?: () => number;
 }
 
 interface Prepared {
@@ -119,6 +121,7 @@ export class Supervisor {
   #log: Logger;
   #services: readonly Service[];
   #clock: () => number;
+  #wallClock: () => number;
   #running = new Map<string, RunningListener>();
   #shared = new SharedState();
   #links: LinkBoard;
@@ -134,6 +137,7 @@ export class Supervisor {
     this.#services = options.services;
     this.#clock = options.clock ?? (() => performance.now());
     this.#links = options.links ?? new LinkBoard();
+    this.#wallClock = options.wallClock ?? Date.now;
   }
 
   /** The links services keep to outside systems (for metrics and status). */
@@ -268,7 +272,9 @@ export class Supervisor {
         udp.start(instance);
         listener = udp;
       } else {
-        listener = new TcpListener(socket as Deno.TcpListener, config, instance, log);
+        listener = new TcpListener(socket as Deno.TcpListener, config, instance, log, {
+          wallClock: this.#wallClock,
+        });
       }
       return { config, listener, instance };
     } catch (error) {

@@ -6,8 +6,11 @@
  */
 
 import { AccessPolicy } from "./access.ts";
+import { AccessTimes } from "./access_times.ts";
 import { formatHostPort, normalizeHost } from "./address.ts";
+import { sendBanner } from "./banner.ts";
 import type { ListenerConfig } from "./config.ts";
+import { ConnectionSummary } from "./connection_log.ts";
 import type { Logger } from "./log.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { MeteredConn } from "./metered_conn.ts";
@@ -22,6 +25,7 @@ interface Generation {
   instance: ServiceInstance;
   controller: AbortController;
   policy: AccessPolicy;
+  hours?: AccessTimes;
   connections: Set<Tracked>;
   retired: boolean;
 }
@@ -34,6 +38,8 @@ interface Tracked {
   generation: Generation;
   busy: boolean;
   reason?: CloseReason;
+  /** Made when a handler asks for `context.closing`. */
+  closer?: AbortController;
   done?: Promise<void>;
   lastBytes: number;
   idleSince: number;
@@ -46,6 +52,12 @@ const FORCED_GRACE_MS = 2000;
 // busy) is idle and closed; the sweep looks this often.
 const SHUTDOWN_QUIET_MS = 200;
 const SHUTDOWN_SWEEP_MS = 50;
+
+/** Options for {@linkcode TcpListener}. */
+export interface TcpListenerOptions {
+  /** The wall clock `access_times` is read with, ms since the epoch. @default {Date.now} */
+  wallClock?: () => number;
+}
 
 /** Starts and stops one TCP listener; created by the supervisor. */
 export class TcpListener implements RunningListener {
@@ -61,6 +73,8 @@ export class TcpListener implements RunningListener {
   #wakeBackoff?: () => void;
   #refusedLog = new LogThrottle();
   #deniedLog = new LogThrottle();
+  #hoursLog = new LogThrottle();
+  #wallClock: () => number;
   #stats: ListenerStats = emptyStats("tcp");
 
   /**
@@ -69,15 +83,18 @@ export class TcpListener implements RunningListener {
    * @param config the listener's settings
    * @param instance the opened service
    * @param log a logger carrying the listener's name
+   * @param options the wall clock (tests inject one)
    */
   constructor(
     listener: Deno.TcpListener,
     config: ListenerConfig,
     instance: ServiceInstance,
     log: Logger,
+    options: TcpListenerOptions = {},
   ) {
     this.#listener = listener;
     this.#log = log;
+    this.#wallClock = options.wallClock ?? Date.now;
     this.#generation = this.#newGeneration(config, instance);
     this.#acceptLoop = this.#accept();
   }
@@ -110,6 +127,7 @@ export class TcpListener implements RunningListener {
       instance,
       controller: new AbortController(),
       policy: new AccessPolicy(config.allow, config.deny),
+      hours: config.accessTimes && new AccessTimes(config.accessTimes, { now: this.#wallClock }),
       connections: new Set(),
       retired: false,
     };
@@ -191,6 +209,13 @@ export class TcpListener implements RunningListener {
       if (count > 0) this.#log.info("Connection denied by access rules", { peer, count });
       return;
     }
+    if (generation.hours && !generation.hours.allows()) {
+      this.#stats.denied++;
+      closeQuietly(conn);
+      const count = this.#hoursLog.hit(performance.now());
+      if (count > 0) this.#log.info("Connection refused outside access_times", { peer, count });
+      return;
+    }
     if (this.#active >= generation.config.maxConnections) {
       this.#stats.refused++;
       closeQuietly(conn);
@@ -226,7 +251,7 @@ export class TcpListener implements RunningListener {
   async #serve(tracked: Tracked, peer: string): Promise<void> {
     const { conn, generation } = tracked;
     const log = this.#log.child({ peer });
-    const started = performance.now();
+    const summary = new ConnectionSummary();
     const context: ConnectionContext = {
       signal: generation.controller.signal,
       log,
@@ -234,9 +259,14 @@ export class TcpListener implements RunningListener {
       setBusy: (busy) => {
         tracked.busy = busy;
       },
+      note: (fields) => summary.note(fields),
+      get closing() {
+        return (tracked.closer ??= new AbortController()).signal;
+      },
     };
     let outcome = "closed";
     try {
+      await sendBanner(conn, generation.config.banner);
       await generation.instance.stream!(conn, context);
     } catch (error) {
       if (tracked.reason !== undefined) {
@@ -259,14 +289,11 @@ export class TcpListener implements RunningListener {
       ) {
         void this.#closeInstance(generation);
       }
-      if (log.enabled("debug")) {
-        log.debug("Connection closed", {
-          outcome: tracked.reason ?? outcome,
-          in: conn.bytesIn,
-          out: conn.bytesOut,
-          ms: Math.round(performance.now() - started),
-        });
-      }
+      summary.write(log, {
+        outcome: tracked.reason ?? outcome,
+        bytesIn: conn.bytesIn,
+        bytesOut: conn.bytesOut,
+      });
       if (this.#active === 0) this.#disarmIdleTimer();
     }
   }
@@ -275,6 +302,7 @@ export class TcpListener implements RunningListener {
     if (tracked.conn.closed) return;
     tracked.reason ??= reason;
     tracked.conn.close();
+    tracked.closer?.abort();
   }
 
   #armIdleTimer(): void {

@@ -6,7 +6,7 @@
  */
 
 import { encodeFrame, type FrameHeader, FrameReader } from "../lib/header_codec.ts";
-import { liveGroupMembers } from "../handlers/cmd/process_group.ts";
+import { liveGroupMembers } from "../lib/process_group.ts";
 import { waitFor } from "./_helpers.ts";
 
 /** The token the test listeners use. */

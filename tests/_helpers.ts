@@ -7,9 +7,11 @@
 
 import { fileURLToPath } from "node:url";
 import { ConfigError, parseConfig } from "../lib/config.ts";
+import { formatProblem } from "../lib/option_reader.ts";
 import { Logger } from "../lib/log.ts";
 import type { Service } from "../lib/service.ts";
 import { Supervisor } from "../lib/supervisor.ts";
+import { writeAll } from "../lib/write_all.ts";
 import { SERVICES } from "../handlers/mod.ts";
 
 /** The repository's root directory. */
@@ -84,6 +86,8 @@ export interface StartServerOptions {
   shutdownMs?: number;
   /** Monotonic clock handed to services. @default {performance.now} */
   clock?: () => number;
+  /** Wall clock for `access_times`, ms since the epoch. @default {Date.now} */
+  wallClock?: () => number;
 }
 
 /**
@@ -105,6 +109,7 @@ export async function startServer(
     log,
     services: options.services ?? SERVICES,
     clock: options.clock,
+    wallClock: options.wallClock,
   });
   await supervisor.apply(config);
   return {
@@ -507,4 +512,82 @@ export function fakeSystemd(path: string): FakeSystemd {
       await loop;
     },
   };
+}
+
+/**
+ * Waits until a counter stops moving (a stream stalled on a side that does
+ * not read): unchanged for `quietMs`, sampled every 50 ms, bounded in time.
+ * @param read reads the counter
+ * @param options how long it must stay unchanged, and the overall bound
+ * @returns the value it stalled at (non-zero)
+ * @throws {Error} when it never stalled in time
+ */
+export async function waitForStall(
+  read: () => number,
+  options: { quietMs?: number; timeoutMs?: number } = {},
+): Promise<number> {
+  const quietMs = options.quietMs ?? 500;
+  const deadline = performance.now() + (options.timeoutMs ?? 15_000);
+  let last = read();
+  let since = performance.now();
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = read();
+    if (now !== last || now === 0) {
+      last = now;
+      since = performance.now();
+    } else if (performance.now() - since >= quietMs) {
+      return now;
+    }
+    if (performance.now() > deadline) throw new Error("The counter never stopped moving");
+  }
+}
+
+/**
+ * Runs `switchboard check` on a config text written to a temp file.
+ * @param toml the config
+ * @returns the CLI's result
+ */
+export async function checkConfig(toml: string): Promise<CliResult> {
+  await using config = await tempConfig(toml);
+  return await runCli(["check", "-c", config.path]);
+}
+
+/**
+ * Parses one listener in-process and lists its problems as `file:line: key: message`.
+ * @param fields the listener's keys and values (see {@linkcode listenerToml})
+ * @returns the problems, empty when the config is valid
+ */
+export function listenerProblems(fields: Record<string, unknown>): string[] {
+  try {
+    parseConfig(listenerToml(fields), "t.toml", { services: SERVICES, baseDir: "/" });
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems.map(formatProblem);
+    throw error;
+  }
+  return [];
+}
+
+/**
+ * Sends `size` bytes of a random pattern while reading what comes back,
+ * half-closes after the last byte, and reads to the end (both at once, so a
+ * peer that answers while it reads cannot deadlock).
+ * @param conn a connection to something that sends bytes back (echo, cat, a relay to one)
+ * @param size how many bytes to send
+ * @param timeoutMs bound on the whole exchange
+ * @returns what was sent and what came back
+ */
+export async function exchange(
+  conn: Deno.Conn,
+  size: number,
+  timeoutMs = 20_000,
+): Promise<{ sent: Uint8Array; received: Uint8Array }> {
+  const pattern = crypto.getRandomValues(new Uint8Array(65536));
+  const sent = new Uint8Array(size);
+  for (let at = 0; at < size; at += pattern.length) sent.set(pattern.subarray(0, size - at), at);
+  const [, received] = await Promise.all([
+    writeAll(conn, sent).then(() => conn.closeWrite()),
+    readToEnd(conn, timeoutMs),
+  ]);
+  return { sent, received };
 }

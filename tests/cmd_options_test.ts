@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  type CmdOptions,
-  commandEnvironment,
-  DEFAULT_PATH,
-  parseCmdOptions,
-} from "../handlers/cmd/options.ts";
+import { type CmdOptions, parseCmdOptions } from "../handlers/cmd/options.ts";
+import { commandEnvironment, DEFAULT_PATH } from "../lib/command_options.ts";
 import { parseConfig } from "../lib/config.ts";
 import { parseListenAddress } from "../lib/address.ts";
 import { OptionReader } from "../lib/option_reader.ts";

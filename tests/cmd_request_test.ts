@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkProgram, parseExecRequest, resolveCwd } from "../handlers/cmd/request.ts";
+import { parseExecRequest, resolveCwd } from "../handlers/cmd/request.ts";
+import { checkProgram } from "../lib/program_check.ts";
 import { RequestError } from "../lib/framed_server.ts";
 import type { FrameHeader } from "../lib/header_codec.ts";
 

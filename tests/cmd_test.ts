@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodeFrame } from "../lib/header_codec.ts";
-import { liveGroupMembers } from "../handlers/cmd/process_group.ts";
+import { liveGroupMembers } from "../lib/process_group.ts";
 import { readToEnd, spawnDaemon, startServer, tempConfig, waitFor } from "./_helpers.ts";
 import { cmdConfig, CmdConn, joined, text, TOKEN, waitGroupGone } from "./_cmd_helpers.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { LeaderPool, poolable, poolLine, quoteWord } from "../handlers/cmd/leader_pool.ts";
-import { liveGroupMembers, type ProcessGroup, processInfo } from "../handlers/cmd/process_group.ts";
+import { liveGroupMembers, type ProcessGroup, processInfo } from "../lib/process_group.ts";
 import { waitFor } from "./_helpers.ts";
 
 const ENV = { PATH: "/usr/bin:/bin" };

@@ -4,7 +4,7 @@ import {
   liveGroupMembers,
   ProcessGroup,
   processInfo,
-} from "../handlers/cmd/process_group.ts";
+} from "../lib/process_group.ts";
 import { waitFor } from "./_helpers.ts";
 
 const ENV = { PATH: "/usr/local/bin:/usr/bin:/bin" };

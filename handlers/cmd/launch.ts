@@ -7,20 +7,13 @@
  */
 
 import type { CmdOptions } from "./options.ts";
-import { checkProgram, type ProgramProblem } from "./request.ts";
+import { type SlotCounter, trySlot } from "../../lib/command_slots.ts";
 import { RequestError } from "../../lib/framed_server.ts";
 import type { Logger } from "../../lib/log.ts";
 import { LeaderPool, POOL_SHELL, poolable } from "./leader_pool.ts";
 import { describeError } from "../../lib/net_errors.ts";
-import { ProcessGroup } from "./process_group.ts";
-
-/** How long a process group gets after SIGTERM before SIGKILL, in ms. */
-export const KILL_GRACE_MS = 2000;
-/**
- * After SIGKILL, how long output pipes are still read: only a process that
- * left the group (setsid) can hold them open longer, and it is not waited for.
- */
-export const PIPE_LINGER_MS = 500;
+import { ProcessGroup } from "../../lib/process_group.ts";
+import { checkProgram, type ProgramProblem } from "../../lib/program_check.ts";
 /** Idle pre-started leaders per listener (at most max_concurrent). */
 export const POOL_SIZE = 8;
 /** The largest stdout/stderr frame body (DESIGN.md: at most 64 KiB). */
@@ -33,7 +26,7 @@ export interface CmdState {
   /** The environment every command gets. */
   env: Record<string, string>;
   /** Commands running on this listener (shared across reloads of it). */
-  slots: { running: number };
+  slots: SlotCounter;
   /** Process groups running in this instance (killed when it closes). */
   groups: Set<ProcessGroup>;
   /** Commands in progress in this instance. */
@@ -128,18 +121,11 @@ export function startPool(state: CmdState, cwd: string): LeaderPool | undefined 
  * @throws {RequestError} `busy` when `max_concurrent` commands are running
  */
 export function takeSlot(state: CmdState): () => void {
-  if (state.slots.running >= state.options.maxConcurrent) {
-    throw new RequestError(
-      "busy",
-      `${state.options.maxConcurrent} commands are already running here (max_concurrent); ` +
-        `try again later`,
-    );
-  }
-  state.slots.running++;
-  let held = true;
-  return () => {
-    if (!held) return;
-    held = false;
-    state.slots.running--;
-  };
+  const release = trySlot(state.slots, state.options.maxConcurrent);
+  if (release) return release;
+  throw new RequestError(
+    "busy",
+    `${state.options.maxConcurrent} commands are already running here (max_concurrent); ` +
+      `try again later`,
+  );
 }

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { type GroupSpawnOptions, ProcessGroup } from "./process_group.ts";
+import { type GroupSpawnOptions, ProcessGroup } from "../../lib/process_group.ts";
 
 /** The shell every pooled leader runs. */
 export const POOL_SHELL = "/bin/sh";

@@ -7,19 +7,12 @@
  * @module
  */
 
-import { runCommand } from "./run.ts";
+import { KILL_GRACE_MS, PIPE_LINGER_MS, runCommand } from "../../lib/command_run.ts";
 import { RequestError } from "../../lib/framed_server.ts";
 import { isDisconnect } from "../../lib/net_errors.ts";
 import type { Connection, ConnectionContext } from "../../lib/service.ts";
 import { tokenMatches } from "../../lib/token.ts";
-import {
-  type CmdState,
-  KILL_GRACE_MS,
-  OUTPUT_CHUNK,
-  PIPE_LINGER_MS,
-  startCommand,
-  takeSlot,
-} from "./launch.ts";
+import { type CmdState, OUTPUT_CHUNK, startCommand, takeSlot } from "./launch.ts";
 
 /** The longest line accepted; a longer one ends the connection. */
 export const MAX_LINE = 65536;

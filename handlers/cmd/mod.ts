@@ -9,24 +9,24 @@
  * @module
  */
 
-import {
-  type CmdOptions,
-  commandEnvironment,
-  describeCmdOptions,
-  parseCmdOptions,
-} from "./options.ts";
+import { type CmdOptions, describeCmdOptions, parseCmdOptions } from "./options.ts";
 import {
   type CmdState,
-  KILL_GRACE_MS,
   OUTPUT_CHUNK,
-  PIPE_LINGER_MS,
   startCommand,
   type Started,
   startPool,
   takeSlot,
 } from "./launch.ts";
 import { type ExecRequest, parseExecRequest, resolveCwd } from "./request.ts";
-import { runCommand, type RunControl, type StdinSink } from "./run.ts";
+import { commandEnvironment } from "../../lib/command_options.ts";
+import {
+  KILL_GRACE_MS,
+  PIPE_LINGER_MS,
+  runCommand,
+  type RunControl,
+  type StdinSink,
+} from "../../lib/command_run.ts";
 import { type FramedRequest, RequestError, serveFrames } from "../../lib/framed_server.ts";
 import {
   encodeFrame,

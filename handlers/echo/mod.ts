@@ -6,6 +6,7 @@
  * @module
  */
 
+import { AdaptiveBuffer } from "../../lib/adaptive_buffer.ts";
 import { defineService, type Service } from "../../lib/service.ts";
 import type { Connection, ConnectionContext } from "../../lib/service.ts";
 
@@ -14,15 +15,6 @@ export interface EchoOptions {
   /** `upper` upper-cases ASCII letters; `none` returns bytes as they came. */
   transform: "none" | "upper";
 }
-
-// An idle connection holds only a small buffer (a waiting read pins it):
-// bulk traffic grows it ×4 on each full read up to 64 KiB (512 B, 2 KiB,
-// 8 KiB, 32 KiB, 64 KiB), and a run of reads that would have fit the small
-// one (interactive use after a transfer) gives the large one back.
-// Measured in bench/results_echo.md.
-const INITIAL_BUFFER = 512;
-const MAX_BUFFER = 65536;
-const SHRINK_AFTER_SMALL_READS = 4;
 
 /**
  * Upper-cases ASCII letters in place. Bytes ≥ 0x80 are never touched, so
@@ -48,32 +40,19 @@ export async function echoStream(
   options: EchoOptions,
 ): Promise<void> {
   const upper = options.transform === "upper";
-  let buffer = new Uint8Array(INITIAL_BUFFER);
-  let smallReads = 0;
+  // Small while idle, grown for bulk traffic (lib/adaptive_buffer.ts).
+  const buffer = new AdaptiveBuffer();
   // No stop check here: while stopping, the supervisor closes the
   // connection once it is quiet (or at the deadline), so bytes already sent
   // are echoed, not reset away.
   for (;;) {
-    const n = await conn.read(buffer);
+    const n = await conn.read(buffer.bytes);
     if (n === null) break;
     context.setBusy(true);
-    const chunk = n === buffer.length ? buffer : buffer.subarray(0, n);
+    const chunk = buffer.filled(n);
     if (upper) upperAscii(chunk);
     await conn.writeAll(chunk);
     context.setBusy(false);
-    if (n === buffer.length) {
-      smallReads = 0;
-      if (buffer.length < MAX_BUFFER) {
-        buffer = new Uint8Array(Math.min(buffer.length * 4, MAX_BUFFER));
-      }
-    } else if (buffer.length > INITIAL_BUFFER && n <= INITIAL_BUFFER) {
-      if (++smallReads >= SHRINK_AFTER_SMALL_READS) {
-        smallReads = 0;
-        buffer = new Uint8Array(INITIAL_BUFFER);
-      }
-    } else {
-      smallReads = 0;
-    }
   }
 }
 

@@ -1,18 +1,27 @@
 /**
- * Supervising one command in its process group, whatever the protocol:
- * stdout and stderr are read in chunks as they come and handed to the
- * caller (who writes them to the client; waiting for that write is the
- * back-pressure), the output budget and the timeout are enforced, and the
- * whole group is ended — SIGTERM, then SIGKILL — on timeout, on a full
- * budget, or when the client goes away.
+ * Supervising one command in its process group, whatever the service (cmd's
+ * framed and line protocols, exec): stdout and stderr are read in chunks as
+ * they come and handed to the caller (who writes them to the client; waiting
+ * for that write is the back-pressure), the output budget and the timeout
+ * are enforced, and the whole group is ended — SIGTERM, then SIGKILL — on
+ * timeout, on a full budget, when the client goes away, or when the caller
+ * asks.
  *
  * @module
  */
 
-import { isDisconnect } from "../../lib/net_errors.ts";
+import { isDisconnect } from "./net_errors.ts";
 import type { ProcessGroup } from "./process_group.ts";
 
 const INITIAL_CHUNK = 4096;
+
+/** How long a process group gets after SIGTERM before SIGKILL, in ms. */
+export const KILL_GRACE_MS = 2000;
+/**
+ * After SIGKILL, how long output pipes are still read: only a process that
+ * left the group (setsid) can hold them open longer, and it is not waited for.
+ */
+export const PIPE_LINGER_MS = 500;
 
 /** Which output stream a chunk came from. */
 export type OutputStream = "stdout" | "stderr";
@@ -33,6 +42,11 @@ export interface RunControl {
   lost(): void;
   /** The client broke the protocol: end the group; `error` is the run's outcome. */
   fatal(error: Error): void;
+  /**
+   * Ends the group (SIGTERM, then SIGKILL) for `reason`, e.g. `eof_grace`;
+   * output it still writes meanwhile is passed on as usual.
+   */
+  stop(reason: string): void;
   /** Resolves when the command and its group are done (stdin may still be arriving). */
   readonly ended: Promise<void>;
   /** Whether the command and its group are done. */
@@ -57,13 +71,13 @@ export interface RunHooks {
 
 /** Limits of a run. */
 export interface RunLimits {
-  /** Longest run in ms before the group is ended. */
+  /** Longest run in ms before the group is ended; 0 for no limit. */
   timeoutMs: number;
   /** Most bytes of stdout plus stderr passed on; beyond, the group is ended. */
   maxOutput: number;
-  /** SIGTERM → SIGKILL grace in ms. @default {2000} */
+  /** SIGTERM → SIGKILL grace in ms. @default {KILL_GRACE_MS} */
   graceMs?: number;
-  /** How long pipes are read after SIGKILL, in ms. @default {500} */
+  /** How long pipes are read after SIGKILL, in ms. @default {PIPE_LINGER_MS} */
   lingerMs?: number;
   /** Largest chunk handed to `output`. @default {65536} */
   chunkSize?: number;
@@ -157,8 +171,8 @@ export async function runCommand(
   hooks: RunHooks,
 ): Promise<RunResult> {
   const started = performance.now();
-  const graceMs = limits.graceMs ?? 2000;
-  const lingerMs = limits.lingerMs ?? 500;
+  const graceMs = limits.graceMs ?? KILL_GRACE_MS;
+  const lingerMs = limits.lingerMs ?? PIPE_LINGER_MS;
   const chunkSize = limits.chunkSize ?? 65536;
   const child = group.child;
   const stats: RunStats = { stdin: 0, stdout: 0, stderr: 0 };
@@ -201,14 +215,19 @@ export async function runCommand(
       stop("protocol error");
       cutPipes();
     },
+    stop: (reason) => {
+      if (!ended) stop(reason);
+    },
     ended: endedPromise,
     isEnded: () => ended,
     stats,
   };
-  const timer = setTimeout(() => {
-    result.timedOut = true;
-    stop("timeout");
-  }, limits.timeoutMs);
+  const timer = limits.timeoutMs > 0
+    ? setTimeout(() => {
+      result.timedOut = true;
+      stop("timeout");
+    }, limits.timeoutMs)
+    : undefined;
 
   const pump = async (stream: ReadableStream<Uint8Array>, name: OutputStream): Promise<void> => {
     const reader = stream.getReader({ mode: "byob" });
@@ -260,7 +279,7 @@ export async function runCommand(
     [status] = await Promise.all([
       group.status,
       pump(child.stdout, "stdout"),
-      pump(child.stderr, "stderr"),
+      group.stderrPiped ? pump(child.stderr, "stderr") : undefined,
     ]);
   } finally {
     pumpsDone = true;

@@ -62,6 +62,8 @@ export interface GroupSpawnOptions {
   gid?: number;
   /** `piped` to feed stdin, `null` for /dev/null. */
   stdin: "piped" | "null";
+  /** `piped` to read stderr, `null` for /dev/null. @default {"piped"} */
+  stderr?: "piped" | "null";
   /** Force a strategy (tests). @default {groupStrategy()} */
   strategy?: GroupStrategy;
 }
@@ -82,17 +84,21 @@ export class ProcessGroup {
   readonly child: Deno.ChildProcess;
   /** Resolves when the leader has exited (and been reaped). */
   readonly status: Promise<Deno.CommandStatus>;
+  /** Whether `child.stderr` is a pipe (else it went to /dev/null). */
+  readonly stderrPiped: boolean;
   #terminating?: Promise<void>;
 
-  private constructor(child: Deno.ChildProcess) {
+  private constructor(child: Deno.ChildProcess, stderrPiped: boolean) {
     this.child = child;
     this.pid = child.pid;
     this.status = child.status;
+    this.stderrPiped = stderrPiped;
   }
 
   /**
    * Starts `program` as the leader of a new session and process group, with
-   * stdout and stderr piped and exactly the given environment.
+   * stdout (and unless told otherwise stderr) piped and exactly the given
+   * environment.
    * @param program the program (absolute path, or a name looked up in `env.PATH`)
    * @param options arguments, directory, environment, ids and stdin mode
    * @returns the running group
@@ -112,10 +118,10 @@ export class ProcessGroup {
       gid: options.gid,
       stdin: options.stdin,
       stdout: "piped",
-      stderr: "piped",
+      stderr: options.stderr ?? "piped",
       detached: !viaSetsid,
     });
-    return new ProcessGroup(command.spawn());
+    return new ProcessGroup(command.spawn(), (options.stderr ?? "piped") === "piped");
   }
 
   /**

@@ -1,0 +1,42 @@
+/**
+ * Concurrency slots of a listener that runs programs (`max_concurrent`):
+ * a counter shared across reloads of the listener, taken before a program
+ * starts and given back once its process group is gone.
+ *
+ * @module
+ */
+
+/** Programs running on one listener (kept in the supervisor's shared state). */
+export interface SlotCounter {
+  /** How many slots are taken now. */
+  running: number;
+}
+
+/**
+ * Takes a slot when fewer than `max` are taken.
+ *
+ * @example
+ * ```ts
+ * import { trySlot } from "./command_slots.ts";
+ * const slots = { running: 0 };
+ * const release = trySlot(slots, 1)!;
+ * if (trySlot(slots, 1) !== undefined) throw new Error("over the limit");
+ * release();
+ * release(); // idempotent
+ * if (slots.running !== 0) throw new Error("not released");
+ * ```
+ *
+ * @param slots the listener's counter
+ * @param max the listener's `max_concurrent`
+ * @returns an idempotent release function, or undefined when all are taken
+ */
+export function trySlot(slots: SlotCounter, max: number): (() => void) | undefined {
+  if (slots.running >= max) return undefined;
+  slots.running++;
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    slots.running--;
+  };
+}
