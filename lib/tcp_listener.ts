@@ -8,6 +8,7 @@
 import { AccessPolicy } from "./access.ts";
 import { formatHostPort, normalizeHost } from "./address.ts";
 import type { ListenerConfig } from "./config.ts";
+import { HeaderDeadlines } from "./header_deadline.ts";
 import type { Logger } from "./log.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { MeteredConn } from "./metered_conn.ts";
@@ -15,6 +16,7 @@ import { describeError, isDisconnect, isTransientAcceptError } from "./net_error
 import type { ConnectionContext, ServiceInstance } from "./service.ts";
 import { emptyStats, type ListenerStats, type RunningListener } from "./running_listener.ts";
 import { settlesBy } from "./settles_by.ts";
+import { formatDuration } from "./units.ts";
 
 /** The service instance and settings new connections are served with. */
 interface Generation {
@@ -23,11 +25,13 @@ interface Generation {
   controller: AbortController;
   policy: AccessPolicy;
   connections: Set<Tracked>;
+  /** The header_timeout clock of this generation's connections. */
+  headers: HeaderDeadlines<Tracked>;
   retired: boolean;
 }
 
 /** Why the supervisor closed a connection (so the handler's error is expected). */
-type CloseReason = "idle" | "shutdown" | "forced";
+type CloseReason = "idle" | "header timeout" | "shutdown" | "forced";
 
 interface Tracked {
   conn: MeteredConn;
@@ -61,6 +65,7 @@ export class TcpListener implements RunningListener {
   #wakeBackoff?: () => void;
   #refusedLog = new LogThrottle();
   #deniedLog = new LogThrottle();
+  #headerLog = new LogThrottle();
   #stats: ListenerStats = emptyStats("tcp");
 
   /**
@@ -111,8 +116,27 @@ export class TcpListener implements RunningListener {
       controller: new AbortController(),
       policy: new AccessPolicy(config.allow, config.deny),
       connections: new Set(),
+      headers: new HeaderDeadlines<Tracked>(
+        config.headerTimeoutMs,
+        (tracked) => this.#headerTimedOut(tracked),
+      ),
       retired: false,
     };
+  }
+
+  #headerTimedOut(tracked: Tracked): void {
+    if (tracked.conn.closed) return;
+    const { hostname, port } = tracked.conn.remoteAddr;
+    const count = this.#headerLog.hit(performance.now());
+    if (count > 0) {
+      this.#log.info(
+        `Connection closed: request header not complete within header_timeout (${
+          formatDuration(tracked.generation.config.headerTimeoutMs)
+        })`,
+        { peer: formatHostPort(hostname, port), count },
+      );
+    }
+    this.#close(tracked, "header timeout");
   }
 
   /**
@@ -140,6 +164,7 @@ export class TcpListener implements RunningListener {
   async #closeInstance(generation: Generation): Promise<void> {
     this.#old.delete(generation);
     generation.controller.abort();
+    generation.headers[Symbol.dispose]();
     try {
       await generation.instance.close?.();
     } catch (error) {
@@ -234,6 +259,10 @@ export class TcpListener implements RunningListener {
       setBusy: (busy) => {
         tracked.busy = busy;
       },
+      setHeaderPending: (pending) => {
+        if (pending) generation.headers.start(tracked);
+        else generation.headers.stop(tracked);
+      },
     };
     let outcome = "closed";
     try {
@@ -250,6 +279,7 @@ export class TcpListener implements RunningListener {
       }
     } finally {
       conn.close();
+      generation.headers.stop(tracked);
       generation.connections.delete(tracked);
       this.#active--;
       this.#stats.bytesIn += conn.bytesIn;

@@ -61,6 +61,7 @@ function context(busy: boolean[] = []): ConnectionContext {
     log: captureLog().log,
     peer: "127.0.0.1:9",
     setBusy: (value) => busy.push(value),
+    setHeaderPending: () => {},
   };
 }
 
