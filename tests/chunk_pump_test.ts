@@ -228,3 +228,52 @@ Deno.test("pump hashes in the worker from shared memory, as inline hashing would
     pool.close();
   }
 });
+
+Deno.test("pump keeps its chunk buffers within the memory bound, with or without a worker hash", async (t) => {
+  const data = patternBytes(300_000);
+  const expected = createHash("sha256").update(data).digest("hex");
+  await using pool = {
+    pool: new Sha256Pool({ workerMinBytes: 1 }),
+    async [Symbol.asyncDispose]() {
+      this.pool.close();
+    },
+  };
+  for (const variant of ["sync", "async", "async, worker hash"] as const) {
+    await t.step(variant, async () => {
+      let largest = 0;
+      let syncAt = 0;
+      const read = source(data, 7000);
+      const out = sink();
+      const hash = variant === "async, worker hash"
+        ? await pool.pool.job(data.length)
+        : inlineSha256Job();
+      const seen = (view: Uint8Array): void => {
+        largest = Math.max(largest, view.buffer.byteLength);
+      };
+      await pump({
+        length: data.length,
+        read: (view) => {
+          seen(view);
+          return read(view);
+        },
+        readSync: variant === "sync"
+          ? (view) => {
+            seen(view);
+            const n = Math.min(7000, view.length, data.length - syncAt);
+            if (n === 0) return null;
+            view.set(data.subarray(syncAt, syncAt + n));
+            syncAt += n;
+            return n;
+          }
+          : undefined,
+        write: out.write,
+        hash,
+        chunkSize: 1 << 20,
+        memory: 40_000,
+      });
+      assert(largest > 0 && largest <= 40_000, `${variant}: buffers of ${largest} bytes`);
+      assertEquals(out.bytes().length, data.length, "bytes moved");
+      assertEquals(await hash.digest(), expected, "sha256");
+    });
+  }
+});

@@ -80,7 +80,9 @@ async function openFileService(
       });
     }
   }
-  const hashes = new Sha256Pool({ log: listener.log });
+  // Inline hashing only: a worker's four shared chunks would not fit the
+  // per-connection memory bound (TRANSFER_MEMORY in operations.ts says why).
+  const hashes = new Sha256Pool({ log: listener.log, workerMinBytes: Infinity });
   const files = new FileOperations(root, options, hashes, inFlight);
   const malformedLog = new LogThrottle();
   const framed = (conn: Connection, context: ConnectionContext): Promise<void> =>

@@ -1,0 +1,131 @@
+/**
+ * Helpers for the hostile suite: a daemon's RSS and open descriptors from
+ * /proc, clients that stop reading, and a look for processes left behind.
+ *
+ * @module
+ */
+
+/**
+ * The resident set size of a process.
+ * @param pid the process
+ * @returns VmRSS in KiB
+ */
+export function rssKiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+}
+
+/**
+ * The open file descriptors of a process.
+ * @param pid the process
+ * @returns how many entries /proc/PID/fd has
+ */
+export function fdCount(pid: number): number {
+  let count = 0;
+  for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) count++;
+  return count;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits (at most `timeoutMs`) until a reading of `sample` stops moving by
+ * more than `tolerance` between two looks 250 ms apart.
+ * @param sample what to read, e.g. a daemon's RSS
+ * @param options tolerance and bound
+ * @returns the last reading
+ */
+export async function steady(
+  sample: () => number,
+  options: { tolerance?: number; timeoutMs?: number } = {},
+): Promise<number> {
+  const tolerance = options.tolerance ?? 0;
+  const deadline = performance.now() + (options.timeoutMs ?? 5000);
+  let last = sample();
+  for (;;) {
+    await sleep(250);
+    const now = sample();
+    if (Math.abs(now - last) <= tolerance || performance.now() > deadline) return now;
+    last = now;
+  }
+}
+
+/**
+ * A daemon's RSS once it has stopped moving (within 256 KiB over 250 ms).
+ * @param pid the daemon
+ * @returns VmRSS in KiB
+ */
+export function settle(pid: number): Promise<number> {
+  return steady(() => rssKiB(pid), { tolerance: 256, timeoutMs: 6000 });
+}
+
+/** A client that has stopped reading. */
+export interface StalledClient {
+  /** Bytes the daemon took before it stopped reading. */
+  sent: number;
+  /** Closes the connection. */
+  close(): void;
+}
+
+/**
+ * Connects and writes `bytes` without ever reading, until everything is sent
+ * or a write has not completed for `stallMs` (the daemon stopped reading).
+ * @param port the daemon's port on 127.0.0.1
+ * @param bytes what to send
+ * @param stallMs how long a write may wait before the client gives up writing
+ * @returns the client, still connected
+ */
+export async function stalledWriter(
+  port: number,
+  bytes: Uint8Array,
+  stallMs = 300,
+): Promise<StalledClient> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let sent = 0;
+  let pending: Promise<number> | undefined;
+  while (sent < bytes.length) {
+    const writing = conn.write(bytes.subarray(sent));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<"stalled">((resolve) => {
+      timer = setTimeout(() => resolve("stalled"), stallMs);
+    });
+    const n = await Promise.race([writing, stalled]).catch(() => "stalled" as const);
+    clearTimeout(timer);
+    if (n === "stalled") {
+      pending = writing;
+      break;
+    }
+    sent += n;
+  }
+  pending?.catch(() => {});
+  return {
+    sent,
+    close: () => {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    },
+  };
+}
+
+/**
+ * Processes whose command line contains `marker` (zombies included), other
+ * than the caller.
+ * @param marker a string unique to the processes of one test
+ * @returns their PIDs
+ */
+export function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (cmdline.includes(marker)) found.push(Number(entry.name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
