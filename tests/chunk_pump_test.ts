@@ -232,9 +232,9 @@ Deno.test("pump hashes in the worker from shared memory, as inline hashing would
 Deno.test("pump keeps its chunk buffers within the memory bound, with or without a worker hash", async (t) => {
   const data = patternBytes(300_000);
   const expected = createHash("sha256").update(data).digest("hex");
-  await using pool = {
+  using pool = {
     pool: new Sha256Pool({ workerMinBytes: 1 }),
-    async [Symbol.asyncDispose]() {
+    [Symbol.dispose]() {
       this.pool.close();
     },
   };
