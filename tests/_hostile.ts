@@ -129,3 +129,34 @@ export function processesWith(marker: string): number[] {
   }
   return found;
 }
+
+/** Whether the long hostile run was asked for (`SWITCHBOARD_HOSTILE=long`). */
+export const LONG: boolean = Deno.env.get("SWITCHBOARD_HOSTILE") === "long";
+
+/**
+ * A count or duration for the hostile suite: as given in CI, ten times that
+ * in the long run.
+ * @param n the CI-sized amount
+ * @returns `n`, or `10 * n` with `SWITCHBOARD_HOSTILE=long`
+ */
+export function scaled(n: number): number {
+  return LONG ? n * 10 : n;
+}
+
+/**
+ * `promise`'s value, or undefined after `ms`; the timer never outlives the call.
+ * @param promise what to wait for
+ * @param ms the bound
+ * @returns the value, or undefined on timeout
+ */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

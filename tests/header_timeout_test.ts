@@ -3,22 +3,10 @@ import { HeaderDeadlines } from "../lib/header_deadline.ts";
 import { encodeFrame, FrameError, FrameReader } from "../lib/header_codec.ts";
 import { writeAll } from "../lib/write_all.ts";
 import { listenerToml, readBytes, startServer, type TestServer } from "./_helpers.ts";
+import { within } from "./_hostile.ts";
 
 const encoder = new TextEncoder();
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** `promise`'s value, or undefined after `ms` (the timer never outlives the call). */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A source that hands out the given pieces, one per read. */
 function pieces(...chunks: Uint8Array[]): { read(p: Uint8Array): Promise<number | null> } {
