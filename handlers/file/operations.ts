@@ -15,6 +15,7 @@ import {
   DEFAULT_MAX_HEADER_LENGTH,
   encodeFrame,
   encodeHeader,
+  FrameError,
   type FrameHeader,
 } from "../../lib/header_codec.ts";
 import type { FramedRequest, OperationHandler } from "../../lib/framed_server.ts";
@@ -117,6 +118,11 @@ export function logRequest(
  */
 export function outcomeOf(error: unknown): string {
   if (error instanceof RequestError) return error.code;
+  // A body that never arrived whole: the client left mid-upload (the request
+  // loop logs the malformed frame, throttled); not a failure of ours.
+  if (error instanceof FrameError) {
+    return error.reason === "truncated" ? "disconnected" : "bad_frame";
+  }
   if (error instanceof AbortedTransfer) return "aborted";
   if (isDisconnect(error)) return "disconnected";
   return "error";
