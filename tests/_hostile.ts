@@ -1,6 +1,6 @@
 /**
  * Helpers for the hostile suite: a daemon's RSS and open descriptors from
- * /proc, clients that stop reading, and a look for processes left behind.
+ * /proc, clients that stop reading, bounded waits, and the suite's size.
  *
  * @module
  */
@@ -110,26 +110,6 @@ export async function stalledWriter(
   };
 }
 
-/**
- * Processes whose command line contains `marker` (zombies included), other
- * than the caller.
- * @param marker a string unique to the processes of one test
- * @returns their PIDs
- */
-export function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
-    try {
-      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
-      if (cmdline.includes(marker)) found.push(Number(entry.name));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
-}
-
 /** Whether the long hostile run was asked for (`SWITCHBOARD_HOSTILE=long`). */
 export const LONG: boolean = Deno.env.get("SWITCHBOARD_HOSTILE") === "long";
 
@@ -158,5 +138,27 @@ export async function within<T>(promise: Promise<T>, ms: number): Promise<T | un
     return await Promise.race([promise, timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * Waits (at most `timeoutMs`) until `sample` reads `target`: what is closed
+ * asynchronously (a killed command's pipes, a connection's socket) gets its
+ * time, and a leak still shows as the last reading.
+ * @param sample what to read, e.g. a daemon's fd count
+ * @param target the value wanted
+ * @param timeoutMs the bound
+ * @returns the last reading
+ */
+export async function reaches(
+  sample: () => number,
+  target: number,
+  timeoutMs = 8000,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const now = sample();
+    if (now === target || performance.now() > deadline) return now;
+    await sleep(100);
   }
 }

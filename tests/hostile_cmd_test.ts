@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { encodeFrame, type FrameHeader, FrameReader } from "../lib/header_codec.ts";
 import { writeAll } from "../lib/write_all.ts";
 import { listenerToml, spawnDaemon, tempConfig } from "./_helpers.ts";
-import { fdCount, steady, within } from "./_hostile.ts";
+import { fdCount, reaches, steady, within } from "./_hostile.ts";
 
 const MARKER = `SB_HOSTILE_${crypto.randomUUID().slice(0, 8)}`;
 
@@ -117,7 +117,7 @@ Deno.test("cmd contains fork loops, TERM-ignoring commands and vanished clients:
   } finally {
     clearInterval(watchPeak);
   }
-  const after = await steady(() => fdCount(pid), { timeoutMs: 5000 });
+  const after = await reaches(() => fdCount(pid), baseline);
   assert.equal(after, baseline, `fds ${baseline} before, ${after} after`);
   console.log(`cmd containment: peak ${peak} marked processes, 0 left, fds ${baseline} → ${after}`);
 });

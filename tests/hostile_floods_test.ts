@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { listenerToml, readBytes, spawnDaemon, tempConfig, udpReceive } from "./_helpers.ts";
-import { fdCount, rssKiB, scaled, settle, steady, within } from "./_hostile.ts";
+import { fdCount, reaches, rssKiB, scaled, settle, steady, within } from "./_hostile.ts";
 
 const encoder = new TextEncoder();
 const FLOODER = new URL("./testdata/udp_flood.ts", import.meta.url).pathname;
@@ -89,7 +89,7 @@ Deno.test("a connection flood against max_connections: that many served, the res
     return false;
   })();
   assert.ok(probeServed, "a probe is served once the held connections are gone");
-  const after = await steady(() => fdCount(pid), { timeoutMs: 5000 });
+  const after = await reaches(() => fdCount(pid), baseline);
   assert.equal(after, baseline, `fds: ${baseline} before, ${after} after`);
   assert.ok(
     daemon.lines.some((l) => l.includes(`max_connections (${max}) reached`)),

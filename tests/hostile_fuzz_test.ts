@@ -15,7 +15,7 @@ import fc from "fast-check";
 import { encodeFrame, encodeHeader, FrameError, FrameReader } from "../lib/header_codec.ts";
 import { writeAll } from "../lib/write_all.ts";
 import { listenerToml, spawnDaemon, tempConfig } from "./_helpers.ts";
-import { fdCount, scaled, steady, within } from "./_hostile.ts";
+import { fdCount, reaches, scaled, steady, within } from "./_hostile.ts";
 
 const TOKEN = "fuzz-token-0123456789";
 const PER_PORT = scaled(1000);
@@ -222,7 +222,7 @@ Deno.test("fuzzed frames on both framed ports get only documented errors, no sta
     [1000],
   );
   assert.deepEqual(probe, { codes: [], problems: [] });
-  const after = await steady(() => fdCount(pid), { timeoutMs: 5000 });
+  const after = await reaches(() => fdCount(pid), baseline);
   const failures = daemon.lines.filter((l) => /WARN|ERROR|failed|\n\s+at /.test(l));
   assert.deepEqual(failures.slice(0, 5), [], "no failure of the daemon's own is logged");
   assert.ok(codes.has("bad_frame") && codes.has("unauthorized") && codes.has("bad_request"));
