@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { pump, ShortSourceError } from "../lib/chunk_pump.ts";
 import { inlineSha256Job, Sha256Pool } from "../lib/sha256_pool.ts";
 import { assert, assertEquals, patternBytes } from "./_file_helpers.ts";
+import { concatBytes } from "./_helpers.ts";
 
 /** A source handing out at most `step` bytes per read. */
 function source(data: Uint8Array, step: number): (view: Uint8Array) => Promise<number | null> {
@@ -22,15 +23,7 @@ function sink(): { write(view: Uint8Array): Promise<void>; bytes(): Uint8Array }
       parts.push(view.slice());
       return Promise.resolve();
     },
-    bytes() {
-      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const part of parts) {
-        out.set(part, at);
-        at += part.length;
-      }
-      return out;
-    },
+    bytes: () => concatBytes(parts),
   };
 }
 

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { encodeFrame, FrameError, type FrameHeader, FrameReader } from "../lib/header_codec.ts";
+import { concatBytes } from "./_helpers.ts";
 
 const MAX_HEADER = 2048;
 const BUFFER_SIZE = 64;
@@ -81,20 +82,10 @@ const frame = fc.record({
 }).filter(({ header }) => new TextEncoder().encode(JSON.stringify(header)).length <= MAX_HEADER);
 const splits = fc.array(fc.integer({ min: 1, max: 200 }), { minLength: 1, maxLength: 8 });
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 Deno.test("property: random frames read back exactly at any split of the stream", async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(frame, { maxLength: 6 }), splits, async (list, sizes) => {
-      const bytes = concat(list.map((f) => encodeFrame(f.header, f.body)));
+      const bytes = concatBytes(list.map((f) => encodeFrame(f.header, f.body)));
       const body = new Uint8Array(37);
       const source = new SplitSource(bytes, sizes, body.buffer);
       const reader = new FrameReader(source, { maxHeaderLength: MAX_HEADER, bufferSize: 64 });
@@ -135,7 +126,7 @@ const mutated = fc.tuple(
     maxLength: 6,
   }),
 ).map(([list, edits]) => {
-  let bytes = Array.from(concat(list.map((f) => encodeFrame(f.header, f.body))));
+  let bytes = Array.from(concatBytes(list.map((f) => encodeFrame(f.header, f.body))));
   for (const [at, value, kind] of edits) {
     const index = at % Math.max(1, bytes.length);
     if (kind === "set") bytes[index] = value;

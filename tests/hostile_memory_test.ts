@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { encodeFrame, FrameReader } from "../lib/header_codec.ts";
 import { writeAll } from "../lib/write_all.ts";
-import { listenerToml, spawnDaemon, tempConfig } from "./_helpers.ts";
+import { concatBytes, listenerToml, spawnDaemon, tempConfig } from "./_helpers.ts";
 import { rssKiB, settle, stalledWriter } from "./_hostile.ts";
 
 const encoder = new TextEncoder();
@@ -39,11 +39,11 @@ Deno.test("clients that never read cost the daemon at most 512 KiB each, and oth
     time: daemon.port("time"),
   };
   const requests: Record<keyof typeof ports, Uint8Array> = {
-    file: concat([
+    file: concatBytes([
       ...Array(3).fill(encodeFrame({ op: "get", path: "big.bin" })),
       ...Array(200).fill(encodeFrame({ op: "stat", path: "small.txt" })),
     ]),
-    cmd: concat(
+    cmd: concatBytes(
       Array(3).fill(encodeFrame({ op: "exec", argv: ["head", "-c", "20000000", "/dev/zero"] })),
     ),
     echo: new Uint8Array(4 * 1024 * 1024).fill(0x62),
@@ -91,16 +91,6 @@ Deno.test("clients that never read cost the daemon at most 512 KiB each, and oth
     `non-readers: ${clients}, RSS ${before} → ${during} KiB, ${perClientKiB.toFixed(0)} KiB each`,
   );
 });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 /** Sends `bytes` while reading everything back, until the daemon has answered it all. */
 async function readingClient(port: number, bytes: Uint8Array): Promise<void> {
