@@ -9,7 +9,12 @@ import { parseVerbArgs, UsageError } from "./args.ts";
 import { writeErr, writeOut } from "./output.ts";
 import type { Verb } from "./verb.ts";
 import { formatHostPort } from "../lib/address.ts";
-import { type Config, ConfigError, type ListenerConfig } from "../lib/config.ts";
+import {
+  type Config,
+  ConfigError,
+  DEFAULT_HEADER_TIMEOUT_MS,
+  type ListenerConfig,
+} from "../lib/config.ts";
 import { findConfigSource, loadConfig } from "../lib/config_file.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { formatProblem } from "../lib/option_reader.ts";
@@ -34,6 +39,9 @@ function limits(listener: ListenerConfig): string {
   if (listener.transport === "tcp") {
     parts.push(`max_connections=${listener.maxConnections}`);
     parts.push(`idle_timeout=${formatDuration(listener.idleTimeoutMs)}`);
+    if (listener.headerTimeoutMs !== DEFAULT_HEADER_TIMEOUT_MS) {
+      parts.push(`header_timeout=${formatDuration(listener.headerTimeoutMs)}`);
+    }
   }
   if (listener.allow.length > 0) parts.push(`allow=${listener.allow.join(",")}`);
   if (listener.deny.length > 0) parts.push(`deny=${listener.deny.join(",")}`);

@@ -54,6 +54,13 @@ export interface PumpOptions {
   /** Chunk size. @default {PUMP_CHUNK_SIZE} */
   chunkSize?: number;
   /**
+   * The most bytes of chunk buffers held at once (a hashing worker needs four
+   * chunks, a read-ahead two, a synchronous source one): chunks shrink to
+   * fit, so a transfer costs at most this however slow its peer is.
+   * @default {no bound beyond the chunk size}
+   */
+  memory?: number;
+  /**
    * Whether each chunk is read full before it is written (fewer, larger
    * writes). With false, whatever one read returns is written at once.
    * @default {true}
@@ -71,8 +78,9 @@ export interface PumpOptions {
 
 /**
  * Moves `options.length` bytes from `read` to `write`. Memory: two chunks
- * (four when hashing in the worker), never more than the length needs.
- * @param options length, source, sink, hash and chunk size
+ * (four when hashing in the worker, one from a synchronous source), never
+ * more than the length needs nor than `options.memory`.
+ * @param options length, source, sink, hash, chunk size and memory bound
  * @throws {ShortSourceError} when the source ends early
  * @throws {Error} whatever the source, sink or hash throws (a pending read
  *   is awaited first, so nothing is left running)
@@ -80,11 +88,17 @@ export interface PumpOptions {
 export async function pump(options: PumpOptions): Promise<void> {
   const { length, hash } = options;
   if (length === 0) return;
-  const size = Math.max(1, Math.min(options.chunkSize ?? PUMP_CHUNK_SIZE, length));
-  if (options.readSync && !hash?.shared) return await pumpSync(options, options.readSync, size);
-  const count = length <= size ? 1 : hash?.shared ? 4 : 2;
-  const memory = hash?.shared ? new SharedArrayBuffer(size * count) : new ArrayBuffer(size * count);
-  const views = Array.from({ length: count }, (_, i) => new Uint8Array(memory, i * size, size));
+  const wanted = Math.max(1, Math.min(options.chunkSize ?? PUMP_CHUNK_SIZE, length));
+  const memory = options.memory ?? Infinity;
+  if (options.readSync && !hash?.shared) {
+    return await pumpSync(options, options.readSync, chunkWithin(wanted, memory, 1));
+  }
+  const count = length <= wanted ? 1 : hash?.shared ? 4 : 2;
+  const size = chunkWithin(wanted, memory, count);
+  const buffers = hash?.shared
+    ? new SharedArrayBuffer(size * count)
+    : new ArrayBuffer(size * count);
+  const views = Array.from({ length: count }, (_, i) => new Uint8Array(buffers, i * size, size));
   const hashed: Array<Promise<void> | undefined> = new Array(count);
   const whole = options.fill ?? true;
   let requested = 0;
@@ -143,6 +157,13 @@ export async function pump(options: PumpOptions): Promise<void> {
     options.onChunk?.(error.chunk.length);
     throw error.cause;
   }
+}
+
+/** The chunk size for `count` chunks within `memory` bytes (whole 4 KiB pages when it shrinks). */
+function chunkWithin(wanted: number, memory: number, count: number): number {
+  const share = Math.floor(memory / count);
+  if (wanted <= share) return wanted;
+  return Math.max(1, share >= 4096 ? share - (share % 4096) : share);
 }
 
 /** The loop for a synchronous source and an inline hash (or none). */

@@ -51,6 +51,12 @@ export interface ListenerConfig {
   maxConnections: number;
   /** TCP: a connection idle this long (ms) is closed; 0 means never. */
   idleTimeoutMs: number;
+  /**
+   * TCP: once a request header's first byte has arrived, the whole header (a
+   * frame's prefix and JSON, or a request line) must arrive within this many
+   * ms, else the connection is closed; 0 means no limit.
+   */
+  headerTimeoutMs: number;
   /** CIDRs a peer must match when non-empty. */
   allow: string[];
   /** CIDRs that are refused (deny wins over allow). */
@@ -104,6 +110,8 @@ export interface ParseConfigOptions {
 
 const DEFAULT_MAX_CONNECTIONS = 512;
 const DEFAULT_IDLE_TIMEOUT = "5m";
+/** The default `header_timeout` of TCP listeners, in ms. */
+export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /**
@@ -290,6 +298,7 @@ function readListener(
   };
   tcpOnly("max_connections");
   tcpOnly("idle_timeout");
+  tcpOnly("header_timeout");
   const maxConnections = reader.integer("max_connections", {
     default: DEFAULT_MAX_CONNECTIONS,
     min: 1,
@@ -297,6 +306,10 @@ function readListener(
   });
   const idleTimeoutMs = reader.duration("idle_timeout", {
     default: service?.defaultIdleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT,
+  });
+  const headerTimeoutMs = reader.duration("header_timeout", {
+    default: DEFAULT_HEADER_TIMEOUT_MS,
+    max: 3_600_000,
   });
   const cidrCheck = (item: string): string | undefined => {
     try {
@@ -331,6 +344,7 @@ function readListener(
     enabled,
     maxConnections,
     idleTimeoutMs,
+    headerTimeoutMs,
     allow,
     deny,
     banner,

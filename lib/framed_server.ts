@@ -9,6 +9,7 @@
  */
 
 import { encodeFrame, FrameError, type FrameHeader, FrameReader } from "./header_codec.ts";
+import { LogThrottle } from "./log_throttle.ts";
 import { describeError, isDisconnect } from "./net_errors.ts";
 import type { Connection, ConnectionContext } from "./service.ts";
 import { tokenMatches } from "./token.ts";
@@ -94,6 +95,12 @@ export interface ServeFramesOptions {
    * missing or wrong token) before any operation runs, e.g. to log it.
    */
   onRefused?: (header: FrameHeader, error: RequestError) => void;
+  /**
+   * Throttles the "Malformed frame" log lines (at most one a second, with a
+   * count): pass one throttle shared by all of a listener's connections, so
+   * a fuzzing client cannot flood the log. @default {one per connection}
+   */
+  malformedLog?: LogThrottle;
 }
 
 /**
@@ -118,7 +125,11 @@ export async function serveFrames(
   context: ConnectionContext,
   options: ServeFramesOptions,
 ): Promise<void> {
-  const frames = new FrameReader(conn, { maxHeaderLength: options.maxHeaderLength });
+  const frames = new FrameReader(conn, {
+    maxHeaderLength: options.maxHeaderLength,
+    onPartialHeader: (pending) => context.setHeaderPending(pending),
+  });
+  const malformed = options.malformedLog ?? new LogThrottle();
   const send = (header: Record<string, unknown>, body?: Uint8Array): Promise<void> =>
     conn.writeAll(encodeFrame(header, body));
   for (;;) {
@@ -127,7 +138,7 @@ export async function serveFrames(
       header = await frames.readHeader();
     } catch (error) {
       if (!(error instanceof FrameError)) throw error;
-      await refuseFrame(conn, context, error);
+      await refuseFrame(conn, context, error, malformed);
       return;
     }
     if (header === null) return;
@@ -167,9 +178,19 @@ export async function serveFrames(
           await lingeringClose(conn);
           return;
         }
-        if (remaining > 0) await frames.skipBody();
+        if (remaining > 0) {
+          // A refused body that never arrives whole (the client gave up or
+          // lied about its size) is a malformed frame, not our failure.
+          try {
+            await frames.skipBody();
+          } catch (cause) {
+            if (!(cause instanceof FrameError)) throw cause;
+            await refuseFrame(conn, context, cause, malformed);
+            return;
+          }
+        }
       } else if (error instanceof FrameError) {
-        await refuseFrame(conn, context, error);
+        await refuseFrame(conn, context, error, malformed);
         return;
       } else if (isDisconnect(error) || context.signal.aborted) {
         return;
@@ -188,8 +209,10 @@ async function refuseFrame(
   conn: Connection,
   context: ConnectionContext,
   error: FrameError,
+  throttle: LogThrottle,
 ): Promise<void> {
-  context.log.info(`Malformed frame: ${error.message}`);
+  const count = throttle.hit(performance.now());
+  if (count > 0) context.log.info(`Malformed frame: ${error.message}`, { count });
   if (error.reason === "truncated") return;
   try {
     await conn.writeAll(errorFrame("bad_frame", error.message));

@@ -80,6 +80,13 @@ export interface FrameReaderOptions {
    * been consumed, so an idle connection pins only this much. @default {16384}
    */
   bufferSize?: number;
+  /**
+   * Told `true` when a header has begun arriving but is incomplete, so the
+   * reader must wait for the rest of it, and `false` once that header is
+   * complete or has failed: what a header timeout measures. A header that
+   * arrives in one read (the usual case) makes no call.
+   */
+  onPartialHeader?: (pending: boolean) => void;
 }
 
 /** Anything with a Deno-style `read`, such as `Deno.Conn` or `Deno.FsFile`. */
@@ -335,6 +342,8 @@ export class FrameReader {
   #end = 0;
   #bodyRemaining = 0;
   #error: FrameError | undefined;
+  #onPartialHeader: ((pending: boolean) => void) | undefined;
+  #partial = false;
 
   /**
    * @param source the stream to read, e.g. a `Deno.Conn`
@@ -352,6 +361,7 @@ export class FrameReader {
     }
     this.#bufferSize = bufferSize;
     this.#buf = new Uint8Array(bufferSize);
+    this.#onPartialHeader = options.onPartialHeader;
   }
 
   /** The number of bytes of the current body not yet read. */
@@ -374,35 +384,42 @@ export class FrameReader {
       );
     }
     if (this.#end === this.#start && !(await this.#fillOnce())) return null;
-    if (!(await this.#fill(4))) {
-      throw this.#fail("truncated", "Cannot read frame: stream ended inside the length prefix");
+    try {
+      if (!(await this.#fill(4))) {
+        throw this.#fail("truncated", "Cannot read frame: stream ended inside the length prefix");
+      }
+      const view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
+      const length = view.getUint32(this.#start);
+      if (length === 0) {
+        throw this.#fail("length", "Cannot read frame: header length 0 is below minimum 1");
+      }
+      if (length > this.#maxHeaderLength) {
+        throw this.#fail(
+          "length",
+          `Cannot read frame: header length ${length} exceeds limit ${this.#maxHeaderLength}`,
+        );
+      }
+      if (!(await this.#fill(4 + length))) {
+        throw this.#fail(
+          "truncated",
+          `Cannot read frame: stream ended after ${
+            this.#end - this.#start - 4
+          } of ${length} header bytes`,
+        );
+      }
+      const begin = this.#start + 4;
+      const bytes = this.#buf.subarray(begin, begin + length);
+      this.#start = begin + length;
+      const header = this.#parse(bytes);
+      this.#bodyRemaining = header.size ?? 0;
+      this.#shrink();
+      return header;
+    } finally {
+      if (this.#partial) {
+        this.#partial = false;
+        this.#onPartialHeader?.(false);
+      }
     }
-    const view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
-    const length = view.getUint32(this.#start);
-    if (length === 0) {
-      throw this.#fail("length", "Cannot read frame: header length 0 is below minimum 1");
-    }
-    if (length > this.#maxHeaderLength) {
-      throw this.#fail(
-        "length",
-        `Cannot read frame: header length ${length} exceeds limit ${this.#maxHeaderLength}`,
-      );
-    }
-    if (!(await this.#fill(4 + length))) {
-      throw this.#fail(
-        "truncated",
-        `Cannot read frame: stream ended after ${
-          this.#end - this.#start - 4
-        } of ${length} header bytes`,
-      );
-    }
-    const begin = this.#start + 4;
-    const bytes = this.#buf.subarray(begin, begin + length);
-    this.#start = begin + length;
-    const header = this.#parse(bytes);
-    this.#bodyRemaining = header.size ?? 0;
-    this.#shrink();
-    return header;
   }
 
   /**
@@ -510,6 +527,10 @@ export class FrameReader {
   /** Makes sure at least `count` bytes are buffered; false if the stream ends first. */
   async #fill(count: number): Promise<boolean> {
     while (this.#end - this.#start < count) {
+      if (!this.#partial && this.#onPartialHeader) {
+        this.#partial = true;
+        this.#onPartialHeader(true);
+      }
       if (this.#buf.length - this.#start < count) this.#makeRoom(count);
       if (!(await this.#fillOnce())) return false;
     }

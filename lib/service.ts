@@ -64,6 +64,15 @@ export interface ConnectionContext {
    * the socket — a program's stdin pipe, a relay's other side.
    */
   readonly closing: AbortSignal;
+  /**
+   * Marks that a request header (a frame's length prefix and JSON, or a
+   * request line) has begun arriving and is not complete yet (true), or that
+   * it is complete (false). A header pending longer than the listener's
+   * `header_timeout` closes the connection: a client sending one byte a
+   * second cannot hold a slot. Readers call it only when they must wait for
+   * the rest of a header; one that arrives whole needs no call.
+   */
+  setHeaderPending(pending: boolean): void;
 }
 
 /** Serves one accepted connection until it ends or `context.signal` aborts. */

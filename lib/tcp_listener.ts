@@ -11,6 +11,7 @@ import { formatHostPort, normalizeHost } from "./address.ts";
 import { sendBanner } from "./banner.ts";
 import type { ListenerConfig } from "./config.ts";
 import { ConnectionSummary } from "./connection_log.ts";
+import { HeaderDeadlines } from "./header_deadline.ts";
 import type { Logger } from "./log.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { MeteredConn } from "./metered_conn.ts";
@@ -18,6 +19,7 @@ import { describeError, isDisconnect, isTransientAcceptError } from "./net_error
 import type { ConnectionContext, ServiceInstance } from "./service.ts";
 import { emptyStats, type ListenerStats, type RunningListener } from "./running_listener.ts";
 import { settlesBy } from "./settles_by.ts";
+import { formatDuration } from "./units.ts";
 
 /** The service instance and settings new connections are served with. */
 interface Generation {
@@ -27,11 +29,13 @@ interface Generation {
   policy: AccessPolicy;
   hours?: AccessTimes;
   connections: Set<Tracked>;
+  /** The header_timeout clock of this generation's connections. */
+  headers: HeaderDeadlines<Tracked>;
   retired: boolean;
 }
 
 /** Why the supervisor closed a connection (so the handler's error is expected). */
-type CloseReason = "idle" | "shutdown" | "forced";
+type CloseReason = "idle" | "header timeout" | "shutdown" | "forced";
 
 interface Tracked {
   conn: MeteredConn;
@@ -75,6 +79,7 @@ export class TcpListener implements RunningListener {
   #deniedLog = new LogThrottle();
   #hoursLog = new LogThrottle();
   #wallClock: () => number;
+  #headerLog = new LogThrottle();
   #stats: ListenerStats = emptyStats("tcp");
 
   /**
@@ -129,8 +134,27 @@ export class TcpListener implements RunningListener {
       policy: new AccessPolicy(config.allow, config.deny),
       hours: config.accessTimes && new AccessTimes(config.accessTimes, { now: this.#wallClock }),
       connections: new Set(),
+      headers: new HeaderDeadlines<Tracked>(
+        config.headerTimeoutMs,
+        (tracked) => this.#headerTimedOut(tracked),
+      ),
       retired: false,
     };
+  }
+
+  #headerTimedOut(tracked: Tracked): void {
+    if (tracked.conn.closed) return;
+    const { hostname, port } = tracked.conn.remoteAddr;
+    const count = this.#headerLog.hit(performance.now());
+    if (count > 0) {
+      this.#log.info(
+        `Connection closed: request header not complete within header_timeout (${
+          formatDuration(tracked.generation.config.headerTimeoutMs)
+        })`,
+        { peer: formatHostPort(hostname, port), count },
+      );
+    }
+    this.#close(tracked, "header timeout");
   }
 
   /**
@@ -158,6 +182,7 @@ export class TcpListener implements RunningListener {
   async #closeInstance(generation: Generation): Promise<void> {
     this.#old.delete(generation);
     generation.controller.abort();
+    generation.headers[Symbol.dispose]();
     try {
       await generation.instance.close?.();
     } catch (error) {
@@ -263,6 +288,10 @@ export class TcpListener implements RunningListener {
       get closing() {
         return (tracked.closer ??= new AbortController()).signal;
       },
+      setHeaderPending: (pending) => {
+        if (pending) generation.headers.start(tracked);
+        else generation.headers.stop(tracked);
+      },
     };
     let outcome = "closed";
     try {
@@ -280,6 +309,7 @@ export class TcpListener implements RunningListener {
       }
     } finally {
       conn.close();
+      generation.headers.stop(tracked);
       generation.connections.delete(tracked);
       this.#active--;
       this.#stats.bytesIn += conn.bytesIn;

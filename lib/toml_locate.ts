@@ -193,7 +193,8 @@ export function locateKeys(text: string): KeyLines {
 
 /**
  * Finds the line for a key path, falling back to its nearest located parent
- * (e.g. an item of an array maps to the array's key).
+ * (e.g. an item of an array maps to the array's key), and locating a table
+ * by its first header or child (an array of tables, `a.b = 1`).
  * @param lines the result of {@linkcode locateKeys}
  * @param path a key path such as `listener[0].allow[2]`
  * @returns a 1-based line, or undefined when no part of the path is located
@@ -201,10 +202,22 @@ export function locateKeys(text: string): KeyLines {
 export function lineOf(lines: KeyLines, path: string): number | undefined {
   let current = path;
   for (;;) {
-    const line = lines.get(current);
+    // An array of tables is located by its first `[[header]]`, a table
+    // defined only through its children (`a.b = 1`, `[a.b]`) by the first.
+    const line = lines.get(current) ?? lines.get(`${current}[0]`) ?? firstChild(lines, current);
     if (line !== undefined) return line;
     const cut = Math.max(current.lastIndexOf("."), current.lastIndexOf("["));
     if (cut <= 0) return undefined;
     current = current.slice(0, cut);
   }
+}
+
+function firstChild(lines: KeyLines, path: string): number | undefined {
+  let first: number | undefined;
+  for (const [key, line] of lines) {
+    if (key.startsWith(`${path}.`) || key.startsWith(`${path}[`)) {
+      first = first === undefined ? line : Math.min(first, line);
+    }
+  }
+  return first;
 }

@@ -7,7 +7,7 @@
 
 import { encodeFrame, type FrameHeader, FrameReader } from "../lib/header_codec.ts";
 import { liveGroupMembers } from "../lib/process_group.ts";
-import { waitFor } from "./_helpers.ts";
+import { concatBytes, waitFor } from "./_helpers.ts";
 
 /** The token the test listeners use. */
 export const TOKEN = "test-token-7f3a";
@@ -160,14 +160,7 @@ export class CmdConn {
  * @returns the bytes
  */
 export function joined(reply: Reply, op: string): Uint8Array {
-  const parts = reply.outputs.filter((o) => o.op === op).map((o) => o.bytes);
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(reply.outputs.filter((o) => o.op === op).map((o) => o.bytes));
 }
 
 /**

@@ -234,12 +234,20 @@ export async function readToEnd(conn: Deno.Conn, timeoutMs = 5000): Promise<Uint
   } finally {
     clearTimeout(timer);
   }
-  const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
-  const out = new Uint8Array(total);
+  return concatBytes(chunks);
+}
+
+/**
+ * Joins byte arrays into one.
+ * @param parts the arrays, in order
+ * @returns one array holding all their bytes
+ */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
   let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
   }
   return out;
 }

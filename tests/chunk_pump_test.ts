@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { pump, ShortSourceError } from "../lib/chunk_pump.ts";
 import { inlineSha256Job, Sha256Pool } from "../lib/sha256_pool.ts";
 import { assert, assertEquals, patternBytes } from "./_file_helpers.ts";
+import { concatBytes } from "./_helpers.ts";
 
 /** A source handing out at most `step` bytes per read. */
 function source(data: Uint8Array, step: number): (view: Uint8Array) => Promise<number | null> {
@@ -22,15 +23,7 @@ function sink(): { write(view: Uint8Array): Promise<void>; bytes(): Uint8Array }
       parts.push(view.slice());
       return Promise.resolve();
     },
-    bytes() {
-      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const part of parts) {
-        out.set(part, at);
-        at += part.length;
-      }
-      return out;
-    },
+    bytes: () => concatBytes(parts),
   };
 }
 
@@ -226,5 +219,54 @@ Deno.test("pump hashes in the worker from shared memory, as inline hashing would
     assertEquals(await job.digest(), createHash("sha256").update(data).digest("hex"), "digest");
   } finally {
     pool.close();
+  }
+});
+
+Deno.test("pump keeps its chunk buffers within the memory bound, with or without a worker hash", async (t) => {
+  const data = patternBytes(300_000);
+  const expected = createHash("sha256").update(data).digest("hex");
+  using pool = {
+    pool: new Sha256Pool({ workerMinBytes: 1 }),
+    [Symbol.dispose]() {
+      this.pool.close();
+    },
+  };
+  for (const variant of ["sync", "async", "async, worker hash"] as const) {
+    await t.step(variant, async () => {
+      let largest = 0;
+      let syncAt = 0;
+      const read = source(data, 7000);
+      const out = sink();
+      const hash = variant === "async, worker hash"
+        ? await pool.pool.job(data.length)
+        : inlineSha256Job();
+      const seen = (view: Uint8Array): void => {
+        largest = Math.max(largest, view.buffer.byteLength);
+      };
+      await pump({
+        length: data.length,
+        read: (view) => {
+          seen(view);
+          return read(view);
+        },
+        readSync: variant === "sync"
+          ? (view) => {
+            seen(view);
+            const n = Math.min(7000, view.length, data.length - syncAt);
+            if (n === 0) return null;
+            view.set(data.subarray(syncAt, syncAt + n));
+            syncAt += n;
+            return n;
+          }
+          : undefined,
+        write: out.write,
+        hash,
+        chunkSize: 1 << 20,
+        memory: 40_000,
+      });
+      assert(largest > 0 && largest <= 40_000, `${variant}: buffers of ${largest} bytes`);
+      assertEquals(out.bytes().length, data.length, "bytes moved");
+      assertEquals(await hash.digest(), expected, "sha256");
+    });
   }
 });

@@ -43,6 +43,7 @@ Deno.test("a minimal listener gets DESIGN.md's defaults", () => {
   assert.equal(listener!.enabled, true);
   assert.equal(listener!.maxConnections, 512);
   assert.equal(listener!.idleTimeoutMs, 300_000);
+  assert.equal(listener!.headerTimeoutMs, 10_000);
   assert.deepEqual([listener!.allow, listener!.deny], [[], []]);
   assert.deepEqual(listener!.options, { transform: "none" });
   assert.equal(listener!.line, 1);
@@ -176,6 +177,17 @@ Deno.test("each kind of mistake is reported with file, line and key path", async
       toml:
         '[[listener]]\nservice = "echo"\ntransport = "udp"\nlisten = "127.0.0.1:1"\nmax_connections = 5\n',
       expected: "/etc/sb.toml:5: listener[0].max_connections: has no effect on a udp listener",
+    },
+    {
+      name: "header_timeout on a UDP listener",
+      toml:
+        '[[listener]]\nservice = "time"\ntransport = "udp"\nlisten = "127.0.0.1:1"\nheader_timeout = "5s"\n',
+      expected: "/etc/sb.toml:5: listener[0].header_timeout: has no effect on a udp listener",
+    },
+    {
+      name: "header_timeout that is not a duration",
+      toml: '[[listener]]\nservice = "echo"\nlisten = "127.0.0.1:1"\nheader_timeout = "soon"\n',
+      expected: "/etc/sb.toml:4: listener[0].header_timeout:",
     },
     {
       name: "listener written as a single table",

@@ -63,6 +63,7 @@ function context(busy: boolean[] = []): ConnectionContext {
     setBusy: (value) => busy.push(value),
     note: () => {},
     closing: new AbortController().signal,
+    setHeaderPending: () => {},
   };
 }
 

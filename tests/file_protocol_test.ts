@@ -520,3 +520,18 @@ Deno.test("file lets idle_timeout close a transfer whose client stopped reading 
   }
   assertEquals(await walk(tree.root), ["big.bin"], "the stalled upload left nothing");
 });
+
+Deno.test("file logs an upload whose body never arrives as disconnected at info, not as a failure", async () => {
+  await using tree = await makeTree({});
+  await using server = await fileServer(tree.root, "allow_upload = true");
+  {
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port("file") });
+    await conn.write(encodeHeader({ op: "put", path: "cut.bin", size: 1000 }));
+    await conn.write(new Uint8Array(10));
+  }
+  await waitFor(() => server.lines.some((l) => l.includes("op=put")));
+  const put = server.lines.find((l) => l.includes("op=put"))!;
+  assert(put.includes("INFO") && put.includes("outcome=disconnected"), put);
+  assert(!server.lines.some((l) => /WARN|ERROR/.test(l)), server.lines.join("\n"));
+  assertEquals([...Deno.readDirSync(tree.root)].length, 0, "nothing is left in the root");
+});

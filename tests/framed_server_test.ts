@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { encodeFrame, encodeHeader, type FrameHeader, FrameReader } from "../lib/header_codec.ts";
 import { RequestError, serveFrames } from "../lib/framed_server.ts";
+import { LogThrottle } from "../lib/log_throttle.ts";
 import { defineService, type Service } from "../lib/service.ts";
 import { writeAll } from "../lib/write_all.ts";
-import { startServer } from "./_helpers.ts";
+import { readToEnd, startServer, waitFor } from "./_helpers.ts";
 
 /**
  * A framed test service: `ping` answers `pong`; `sum` reads its body and
@@ -14,28 +15,33 @@ const framed: Service = defineService<{ token?: string }>({
   transports: ["tcp"],
   defaultPort: 9,
   parseOptions: (reader) => ({ token: reader.string("token") }),
-  open: (options) => ({
-    stream: (conn, context) =>
-      serveFrames(conn, context, {
-        token: options.token,
-        operations: {
-          ping: async ({ send }) => await send({ op: "pong" }),
-          sum: async ({ frames, send }) => {
-            const buffer = new Uint8Array(65536);
-            let total = 0;
-            for (
-              let n = await frames.readBody(buffer);
-              n !== null;
-              n = await frames.readBody(buffer)
-            ) {
-              total += n;
-            }
-            await send({ op: "sum", length: total });
+  open: (options) => {
+    // One throttle per listener, as the real services keep.
+    const malformedLog = new LogThrottle();
+    return {
+      stream: (conn, context) =>
+        serveFrames(conn, context, {
+          token: options.token,
+          malformedLog,
+          operations: {
+            ping: async ({ send }) => await send({ op: "pong" }),
+            sum: async ({ frames, send }) => {
+              const buffer = new Uint8Array(65536);
+              let total = 0;
+              for (
+                let n = await frames.readBody(buffer);
+                n !== null;
+                n = await frames.readBody(buffer)
+              ) {
+                total += n;
+              }
+              await send({ op: "sum", length: total });
+            },
+            refuse: () => Promise.reject(new RequestError("forbidden", "Not today")),
           },
-          refuse: () => Promise.reject(new RequestError("forbidden", "Not today")),
-        },
-      }),
-  }),
+        }),
+    };
+  },
 });
 
 async function open(toml: string): Promise<{ server: AsyncDisposable; port: number }> {
@@ -167,3 +173,45 @@ function encodeHeaderRaw(json: string): Uint8Array {
   out.set(text, 4);
   return out;
 }
+
+Deno.test("a refused request whose body never arrives is a malformed frame logged at info, throttled", async () => {
+  const server = await startServer(
+    `[[listener]]\nname = "f"\nservice = "framed"\nlisten = "127.0.0.1:0"\ntoken = "s3cret"\n`,
+    { services: [framed] },
+  );
+  await using _ = server;
+  const port = server.port("f");
+  // Wrong token, unknown op, no token: each announces 1000 body bytes, sends 10, and leaves.
+  const refused = [
+    { op: "sum", token: "wrong", size: 1000 },
+    { op: "nope", token: "s3cret", size: 1000 },
+    { op: "sum", size: 1000 },
+  ];
+  for (const header of [...refused, ...refused]) {
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(conn, encodeHeader(header));
+    await writeAll(conn, new Uint8Array(10));
+    await conn.closeWrite();
+    const reply = await new FrameReader(conn).readHeader();
+    assert.equal(reply?.op, "error");
+    await readToEnd(conn, 2000);
+  }
+  await waitFor(() => server.supervisor.listeners[0]!.stats.active === 0);
+  const malformed = server.lines.filter((l) => l.includes("Malformed frame"));
+  // Six in well under a second: the first is logged, the rest wait for the next line's count.
+  assert.equal(malformed.length, 1, server.lines.join("\n"));
+  assert.match(
+    malformed[0]!,
+    /INFO +Malformed frame: Cannot read frame: stream ended with 990 body bytes missing/,
+  );
+  assert.ok(
+    !server.lines.some((l) => /WARN|ERROR|Handler failed/.test(l)),
+    server.lines.join("\n"),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  using last = await Deno.connect({ hostname: "127.0.0.1", port });
+  await writeAll(last, new Uint8Array([0, 0, 0, 0]));
+  await readToEnd(last, 2000);
+  await waitFor(() => server.lines.filter((l) => l.includes("Malformed frame")).length === 2);
+  assert.match(server.lines.filter((l) => l.includes("Malformed frame"))[1]!, / count=6( |$)/);
+});

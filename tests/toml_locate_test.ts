@@ -60,3 +60,13 @@ Deno.test("an unlocated path falls back to its nearest located parent", () => {
   assert.equal(lineOf(lines, "listener[2].missing"), 24);
   assert.equal(lineOf(lines, "nowhere"), undefined);
 });
+
+Deno.test("an array of tables is located by its first header (an unknown [[istener]] too)", () => {
+  const lines = locateKeys('[daemon]\nlog_level = "info"\n\n[[istener]]\nservice = "echo"\n');
+  assert.equal(lineOf(lines, "istener"), 4);
+});
+
+Deno.test("a table defined only through a dotted key or a sub-table header is located there", () => {
+  assert.equal(lineOf(locateKeys("x = 1\na.b = 1\n"), "a"), 2);
+  assert.equal(lineOf(locateKeys('[daemon.""]\n'), "daemon"), 1);
+});

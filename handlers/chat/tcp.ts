@@ -156,20 +156,32 @@ export async function serveChatConnection(
   context.signal.addEventListener("abort", onAbort, { once: true });
   if (context.signal.aborted) stop();
   try {
-    await readMemberLines(conn, room, member, limits.maxMessage, stopped);
+    await readMemberLines(conn, room, member, {
+      maxMessage: limits.maxMessage,
+      stopped,
+      setLinePending: (pending) => context.setHeaderPending(pending),
+    });
   } finally {
     context.signal.removeEventListener("abort", onAbort);
     room.leave(member, "left");
   }
 }
 
+interface ReadLinesOptions {
+  maxMessage: number;
+  stopped: Promise<typeof STOP>;
+  /** Told when a line has begun arriving (true) and when none is half-read (false). */
+  setLinePending: (pending: boolean) => void;
+}
+
 async function readMemberLines(
   conn: Connection,
   room: ChatRoom,
   member: ChatMember,
-  maxMessage: number,
-  stopped: Promise<typeof STOP>,
+  options: ReadLinesOptions,
 ): Promise<void> {
+  const { maxMessage, stopped, setLinePending } = options;
+  let linePending = false;
   let buffer = new Uint8Array(INITIAL_READ);
   // A line split across reads collects here (made when first needed); one
   // extra byte for a "\r".
@@ -232,6 +244,10 @@ async function readMemberLines(
     // Datagram members' sends finish before reading on: a fast TCP sender
     // cannot pile up unbounded sends.
     if (pending !== undefined) await pending;
+    if ((partialLength > 0 || discarding) !== linePending) {
+      linePending = !linePending;
+      setLinePending(linePending);
+    }
     if (n === buffer.length && buffer.length < MAX_READ) buffer = new Uint8Array(MAX_READ);
   }
 }

@@ -27,9 +27,22 @@ class LineReader {
   #start = 0;
   #end = 0;
   #eof = false;
+  #setLinePending: (pending: boolean) => void;
+  #linePending = false;
 
-  constructor(conn: Connection) {
+  /**
+   * @param conn the connection
+   * @param setLinePending told when a line has begun arriving and when it is complete
+   */
+  constructor(conn: Connection, setLinePending: (pending: boolean) => void) {
     this.#conn = conn;
+    this.#setLinePending = setLinePending;
+  }
+
+  #pending(pending: boolean): void {
+    if (pending === this.#linePending) return;
+    this.#linePending = pending;
+    this.#setLinePending(pending);
   }
 
   /** The next line, null at end of input, or "too long". */
@@ -43,20 +56,26 @@ class LineReader {
           end > this.#start && this.#buf[end - 1] === 13 ? end - 1 : end,
         );
         this.#start = end + 1;
+        this.#pending(false);
         return line;
       }
       if (this.#eof) {
+        this.#pending(false);
         if (this.#end === this.#start) return null;
         const line = this.#buf.slice(this.#start, this.#end);
         this.#start = this.#end;
         return line;
       }
-      if (this.#end - this.#start > MAX_LINE) return "too long";
+      if (this.#end - this.#start > MAX_LINE) {
+        this.#pending(false);
+        return "too long";
+      }
       if (this.#start > 0) {
         this.#buf.copyWithin(0, this.#start, this.#end);
         this.#end -= this.#start;
         this.#start = 0;
       }
+      this.#pending(this.#end > this.#start);
       const n = await this.#conn.read(this.#buf.subarray(this.#end));
       if (n === null) this.#eof = true;
       else this.#end += n;
@@ -76,7 +95,7 @@ export async function serveLines(
   context: ConnectionContext,
   state: CmdState,
 ): Promise<void> {
-  const lines = new LineReader(conn);
+  const lines = new LineReader(conn, (pending) => context.setHeaderPending(pending));
   const say = (text: string): Promise<void> => conn.writeAll(encoder.encode(text));
   try {
     if (state.options.token !== undefined) {

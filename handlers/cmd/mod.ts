@@ -35,6 +35,7 @@ import {
   type FrameReader,
 } from "../../lib/header_codec.ts";
 import { LookaheadConnection } from "./lookahead_conn.ts";
+import { LogThrottle } from "../../lib/log_throttle.ts";
 import { describeError, isDisconnect } from "../../lib/net_errors.ts";
 import {
   type ConnectionContext,
@@ -421,6 +422,7 @@ export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInst
   };
   state.poolCwd = options.workdir ?? Deno.cwd();
   state.pool = startPool(state, state.poolCwd);
+  const malformedLog = new LogThrottle();
   return {
     state,
     stream: (conn, context: ConnectionContext) => {
@@ -428,6 +430,7 @@ export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInst
       const session: Session = { conn: new LookaheadConnection(conn), discarding: false };
       return serveFrames(session.conn, context, {
         token: options.token,
+        malformedLog,
         operations: {
           exec: (request) => execOperation(request, state, session),
           stdin: () => dropStray(session, "stdin"),

@@ -22,6 +22,7 @@ import { defineService, type Service } from "../../lib/service.ts";
 import { ServedRoot } from "./safe_path.ts";
 import { Sha256Pool } from "../../lib/sha256_pool.ts";
 import type { SharedState } from "../../lib/shared_state.ts";
+import { LogThrottle } from "../../lib/log_throttle.ts";
 import { readToken } from "../../lib/token.ts";
 import { formatSize } from "../../lib/units.ts";
 
@@ -79,12 +80,16 @@ async function openFileService(
       });
     }
   }
-  const hashes = new Sha256Pool({ log: listener.log });
+  // Inline hashing only: a worker's four shared chunks would not fit the
+  // per-connection memory bound (TRANSFER_MEMORY in operations.ts says why).
+  const hashes = new Sha256Pool({ log: listener.log, workerMinBytes: Infinity });
   const files = new FileOperations(root, options, hashes, inFlight);
+  const malformedLog = new LogThrottle();
   const framed = (conn: Connection, context: ConnectionContext): Promise<void> =>
     serveFrames(conn, context, {
       operations: files.operations,
       token: options.token,
+      malformedLog,
       onRefused: (header, error) =>
         logRequest(
           context.log,

@@ -9,12 +9,13 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { AtomicUpload, TargetExistsError } from "./atomic_upload.ts";
-import { pump, PUMP_CHUNK_SIZE, type PumpOptions, ShortSourceError } from "../../lib/chunk_pump.ts";
+import { pump, type PumpOptions, ShortSourceError } from "../../lib/chunk_pump.ts";
 import { listDirectory, mtimeMs } from "./dir_listing.ts";
 import {
   DEFAULT_MAX_HEADER_LENGTH,
   encodeFrame,
   encodeHeader,
+  FrameError,
   type FrameHeader,
 } from "../../lib/header_codec.ts";
 import type { FramedRequest, OperationHandler } from "../../lib/framed_server.ts";
@@ -117,6 +118,11 @@ export function logRequest(
  */
 export function outcomeOf(error: unknown): string {
   if (error instanceof RequestError) return error.code;
+  // A body that never arrived whole: the client left mid-upload (the request
+  // loop logs the malformed frame, throttled); not a failure of ours.
+  if (error instanceof FrameError) {
+    return error.reason === "truncated" ? "disconnected" : "bad_frame";
+  }
   if (error instanceof AbortedTransfer) return "aborted";
   if (isDisconnect(error)) return "disconnected";
   return "error";
@@ -124,6 +130,19 @@ export function outcomeOf(error: unknown): string {
 
 /** The chunk size for files read synchronously without hashing. */
 export const SYNC_READ_CHUNK = 256 * 1024;
+
+/**
+ * The most chunk memory one transfer (get, put, stat's sha256) holds, so a
+ * client that stops reading (or sending) costs the daemon a bounded amount:
+ * at most 512 KiB per connection, with the frame reader's 16 KiB and the
+ * connection's own state. A hashing worker would need four chunks of it;
+ * measured here (512 MiB hashed download, shared machine), four 64 KiB
+ * worker chunks gave 0.6–0.8 GB/s at ~1 s of CPU, one 256 KiB chunk hashed
+ * inline 0.8–1.0 GB/s at ~0.45 s (four 1 MiB worker chunks: 1.0–1.4 GB/s at
+ * ~0.55 s, but 4 MiB pinned by a client that stops reading). So the
+ * service hashes inline: see `file/mod.ts`.
+ */
+export const TRANSFER_MEMORY = 256 * 1024;
 
 /**
  * A pump source reading a file synchronously. File reads are synchronous on
@@ -261,9 +280,10 @@ export class FileOperations {
           ...readFileSync(file),
           write: (view) => conn.writeAll(view),
           hash: job,
-          // Without hashing, chunks that stay in the CPU cache between the
-          // file read and the socket write are fastest here.
-          chunkSize: job ? PUMP_CHUNK_SIZE : SYNC_READ_CHUNK,
+          // Chunks that stay in the CPU cache between the file read, the hash
+          // and the socket write are fastest here.
+          chunkSize: SYNC_READ_CHUNK,
+          memory: TRANSFER_MEMORY,
           onChunk: (bytes) => {
             record.bytes += bytes;
             watch.progress();
@@ -378,6 +398,7 @@ export class FileOperations {
             }
           },
           hash: job,
+          memory: TRANSFER_MEMORY,
           onChunk: (bytes) => {
             record.bytes += bytes;
             watch.progress();
@@ -537,6 +558,7 @@ export class FileOperations {
           ...readFileSync(file),
           write: () => Promise.resolve(),
           hash: job,
+          memory: TRANSFER_MEMORY,
         });
       } catch (error) {
         job.drop();

@@ -31,9 +31,13 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 /**
  * Reads the request line: up to a newline, the end of input, or a pause.
  * @param conn the connection
+ * @param context told when the line has begun arriving (header_timeout)
  * @returns the line without its line ending, or null when nothing usable came
  */
-async function readName(conn: Connection): Promise<string | null> {
+async function readName(
+  conn: Connection,
+  context: Pick<ConnectionContext, "setHeaderPending">,
+): Promise<string | null> {
   const buffer = new Uint8Array(MAX_PATH_BYTES + 2);
   let filled = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -56,11 +60,13 @@ async function readName(conn: Connection): Promise<string | null> {
         }
       }
       if (n === null) break;
+      if (filled === 0) context.setHeaderPending(true);
       filled += n;
       if (buffer.subarray(filled - n, filled).includes(0x0a)) break;
     }
   } finally {
     clearTimeout(timer);
+    if (filled > 0) context.setHeaderPending(false);
   }
   let bytes = buffer.subarray(0, filled);
   const newline = bytes.indexOf(0x0a);
@@ -90,7 +96,7 @@ export async function serveRawFile(
   root: ServedRoot,
   rules: PathRules,
 ): Promise<void> {
-  const name = await readName(conn);
+  const name = await readName(conn, context);
   const started = performance.now();
   const record: RequestRecord = { path: name ?? "", bytes: 0 };
   if (name === null) {

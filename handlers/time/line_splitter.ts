@@ -49,6 +49,14 @@ export class LineSplitter {
   }
 
   /**
+   * Whether a line has begun and not ended yet (bytes kept, or an over-long
+   * line being skipped up to its newline): its rest is still to come.
+   */
+  get pending(): boolean {
+    return this.#pendingLength > 0 || this.#discarding;
+  }
+
+  /**
    * Hands over the next chunk. It must stay unchanged until `next()` has
    * returned undefined; the lines returned may be views of it.
    * @param chunk bytes read from the stream

@@ -82,6 +82,8 @@ export async function serveTimeLines(
     await conn.writeAll(batch);
   };
   const splitter = new LineSplitter(MAX_FORMAT_BYTES);
+  // A line split across reads is a request header still arriving.
+  let partial = false;
   // While stopping, the supervisor closes the connection once it is quiet.
   for (;;) {
     const n = await conn.read(input);
@@ -94,6 +96,10 @@ export async function serveTimeLines(
     }
     await flush();
     context.setBusy(false);
+    if (splitter.pending !== partial) {
+      partial = !partial;
+      context.setHeaderPending(partial);
+    }
   }
   const last = splitter.finish();
   if (last !== null) {
