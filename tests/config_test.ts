@@ -260,6 +260,29 @@ listen = "127.0.0.1:17003"
   assert.ok(!found.some((line) => line.includes('duplicate name ""')), found.join("\n"));
 });
 
+Deno.test("a duplicate name is found on a listener whose service is unknown", () => {
+  const found = problems(`[[listener]]
+name = "a"
+service = "echo"
+listen = "127.0.0.1:17100"
+
+[[listener]]
+name = "a"
+service = "ecko"
+listen = "127.0.0.1:17101"
+
+[[listener]]
+name = "a"
+service = "echo"
+listen = "nowhere"
+`);
+  assert.equal(found.length, 4, found.join("\n"));
+  assert.match(found[0]!, /:7: listener\[1\]\.name: duplicate name "a" \(also used at line 1\)/);
+  assert.match(found[1]!, /:8: listener\[1\]\.service: unknown value "ecko"/);
+  assert.match(found[2]!, /:12: listener\[2\]\.name: duplicate name "a" \(also used at line 1\)/);
+  assert.match(found[3]!, /:14: listener\[2\]\.listen: Cannot parse address/);
+});
+
 Deno.test("disabled listeners do not claim their address", () => {
   const config = parse(`
 [[listener]]
