@@ -30,7 +30,8 @@ Options:
       --exit-with-parent
                         stop (as on SIGTERM) when the command that started
                         the daemon exits: its parent, or any process up to
-                        its shell job's leader ("deno task start" uses it)
+                        its shell job's leader; a SIGINT passed on by that
+                        command counts once ("deno task start" uses it)
   -h, --help            show this help
 
 Exit codes: 0 stopped cleanly, 64 usage, 71 a listener cannot bind,
@@ -56,7 +57,14 @@ async function runServe(args: string[]): Promise<number> {
   }
   const watch = watchParent();
   try {
-    return await runDaemon({ source, log: new Logger(), services: SERVICES, stop: watch.signal });
+    return await runDaemon({
+      source,
+      log: new Logger(),
+      services: SERVICES,
+      stop: watch.signal,
+      // The task runner passes each Ctrl-C on: the daemon sees it twice.
+      sameInterruptMs: 200,
+    });
   } finally {
     watch.stop();
   }

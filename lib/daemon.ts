@@ -32,11 +32,13 @@ export interface DaemonOptions {
    * is logged as the cause, e.g. `process 4242 (deno) exited`.
    */
   stop?: AbortSignal;
+  /**
+   * A SIGINT this soon (ms) after the first counts as the same one. Under a
+   * task runner that passes the terminal's Ctrl-C on to its child, the
+   * daemon sees each Ctrl-C twice, about a millisecond apart. @default {0}
+   */
+  sameInterruptMs?: number;
 }
-
-// A task runner that passes the terminal's Ctrl-C on to its child makes the
-// child see it twice, about a millisecond apart: that is one interrupt.
-const SAME_INTERRUPT_MS = 200;
 
 type Event = { kind: "stop"; signal: string } | { kind: "reload" };
 
@@ -52,12 +54,12 @@ class SignalEvents {
     this.#push({ kind: "stop", signal: String(this.#stop?.reason ?? "stop requested") });
   };
 
-  constructor(log: Logger, stop?: AbortSignal) {
+  constructor(log: Logger, stop?: AbortSignal, sameInterruptMs = 0) {
     this.#handlers = [
       ["SIGTERM", () => this.#push({ kind: "stop", signal: "SIGTERM" })],
       ["SIGINT", () => {
         const now = performance.now();
-        if (this.#interrupts > 0 && now - this.#firstInterrupt < SAME_INTERRUPT_MS) return;
+        if (this.#interrupts > 0 && now - this.#firstInterrupt < sameInterruptMs) return;
         this.#firstInterrupt = now;
         if (++this.#interrupts > 1) {
           log.warn("Second SIGINT: exiting now");
@@ -133,7 +135,7 @@ function sameAddress(server: MetricsServer, wanted: ListenAddress): boolean {
  */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   const { source, log, services } = options;
-  const events = new SignalEvents(log, options.stop);
+  const events = new SignalEvents(log, options.stop, options.sameInterruptMs);
   try {
     const config = await load(source, log, services);
     if (!config) {

@@ -28,8 +28,14 @@ Deno.test("chat with piped input sends each line, shows replies, then leaves", a
       const args = ["chat", `127.0.0.1:${port}`, "--name", "bob", "--wait", "2s"];
       if (transport === "tcp") args.push("--tcp");
       const running = runCli(args, { stdin: "hello\n/nick bobby\nsecond\n" });
-      assertMatch(await a.next(), / joined$/);
-      assertMatch(await a.next(), / is now bob$/);
+      if (transport === "udp") {
+        // The first datagram is "/nick bob": it joins under that name.
+        assertEquals(await a.next(), "* bob joined");
+      } else {
+        // A TCP member joins when it connects, then renames.
+        assertMatch(await a.next(), /^\* 127\.0\.0\.1:\d+ joined$/);
+        assertMatch(await a.next(), / is now bob$/);
+      }
       assertEquals(await a.next(), "[bob] hello");
       assertEquals(await a.next(), "* bob is now bobby");
       assertEquals(await a.next(), "[bobby] second");
@@ -41,6 +47,34 @@ Deno.test("chat with piped input sends each line, shows replies, then leaves", a
       assertEquals(lines.includes("* members: ana, bob"), true, result.stdout);
       // Piped output is raw: the bytes as they came.
       assertEquals(lines.includes("[ana] hi bob \x1b[31m"), true, result.stdout);
+    });
+  }
+});
+
+Deno.test("chat: a /leave line leaves the room and ends the client; later lines are not sent", async (t) => {
+  for (const transport of ["udp", "tcp"]) {
+    await t.step(transport, async () => {
+      await using server = await startServer(
+        chatListener({ room: "r" }) + chatListener({ room: "r", transport: "tcp" }, "chat-tcp"),
+      );
+      await using a = new UdpPeer(server.port("chat"));
+      await a.send("/nick ana");
+      const port = server.port(transport === "udp" ? "chat" : "chat-tcp");
+      const args = ["chat", `127.0.0.1:${port}`, "--name", "bob", "--wait", "10s"];
+      if (transport === "tcp") args.push("--tcp");
+      const started = performance.now();
+      const result = await runCli(args, { stdin: "before\n/leave\nafter\n" });
+      assertEquals(result.code, 0, result.stderr);
+      // It did not sit out --wait: /leave ends it at once.
+      assertEquals(performance.now() - started < 9000, true);
+      const heard: string[] = [];
+      for (let line = await a.nextBytes(500); line; line = await a.nextBytes(500)) {
+        heard.push(new TextDecoder().decode(line));
+      }
+      assertEquals(heard.includes("[bob] before"), true, heard.join("\n"));
+      assertEquals(heard.at(-1), "* bob left", heard.join("\n"));
+      assertEquals(heard.some((line) => line.includes("after")), false, heard.join("\n"));
+      assertEquals(heard.filter((line) => line.endsWith(" joined")).length, 1, heard.join("\n"));
     });
   }
 });
@@ -159,7 +193,7 @@ class Terminal implements AsyncDisposable {
   }
 }
 
-Deno.test("chat on a terminal shows messages while typing, escaped, and /quit leaves", async () => {
+Deno.test("chat on a terminal shows messages while typing, escaped, and /leave ends it", async () => {
   await using server = await startServer(chatListener());
   const port = server.port("chat");
   await using a = new UdpPeer(port);
@@ -170,8 +204,7 @@ Deno.test("chat on a terminal shows messages while typing, escaped, and /quit le
   await using terminal = new Terminal(
     `${quote(Deno.execPath())} run -A --quiet ${quote(MAIN)} chat 127.0.0.1:${port} --name pty`,
   );
-  assertMatch(await a.next(10_000), / joined$/);
-  assertMatch(await a.next(), / is now pty$/);
+  assertEquals(await a.next(10_000), "* pty joined");
   await waitFor(() => terminal.screen.includes("* members: ana, pty"), 10_000);
   await terminal.type("hel"); // half a line typed when a message comes in
   await waitFor(() => terminal.screen.includes("hel"), 5000);
@@ -179,10 +212,11 @@ Deno.test("chat on a terminal shows messages while typing, escaped, and /quit le
   await waitFor(() => terminal.screen.includes("[ana] look \\x1b[2J here"), 5000);
   await terminal.type("lo\r");
   assertEquals(await a.next(), "[pty] hello");
-  await terminal.type("/quit\r");
+  await terminal.type("/leave\r");
   assertEquals(await a.next(), "* pty left");
   const status = await terminal.status();
   assertEquals(status.code, 0, terminal.screen);
+  await a.quiet(); // /leave was sent once, and nothing rejoined
   // The escape sequence from the network never reached the terminal raw.
   assertEquals(terminal.screen.includes("\x1b[2J"), false);
 });
