@@ -60,7 +60,7 @@ const SERVICE_SUMMARIES: Readonly<Record<string, string>> = {
 export function roffEscape(text: string): string {
   return text.replaceAll("\\", "\\e").replaceAll("-", "\\-").replace(/^([.'])/gm, "\\&$1")
     .replace(
-      /[^\x00-\x7f]/gu,
+      /[^ -~\n\t]/gu,
       (char) => `\\[u${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`,
     );
 }

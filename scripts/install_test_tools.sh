@@ -1,14 +1,16 @@
 #!/bin/sh
 # Installs the Debian tools the test suite talks to (rdate reads the RFC 868
 # time service; script(1) gives the CLI tests a pseudo-terminal; ncat plays
-# the course's "echo name | nc host port" client of the raw file protocol). Quick and
-# silent when they are already there; fails loudly when they cannot be
-# installed, so that tests which need them fail instead of skipping.
+# the "echo name | nc host port" client of the raw file protocol; groff
+# renders the man page to check it). Quick and silent when they are already
+# there; fails loudly when they cannot be installed, so that tests which need
+# them fail instead of skipping.
 set -eu
 missing=""
 command -v rdate >/dev/null 2>&1 || missing="$missing rdate"
 command -v script >/dev/null 2>&1 || missing="$missing bsdutils"
 command -v ncat >/dev/null 2>&1 || missing="$missing ncat"
+command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
 [ -z "$missing" ] && exit 0
 echo "install_test_tools: installing$missing" >&2
 sudo=""

@@ -30,7 +30,7 @@ function problems(text: string): string[] {
   throw new Error("Expected a ConfigError");
 }
 
-Deno.test("a minimal listener gets DESIGN.md's defaults", () => {
+Deno.test("a minimal listener gets the documented defaults", () => {
   const config = parse('[[listener]]\nservice = "echo"\nlisten = "127.0.0.1:7007"\n');
   assert.deepEqual(config.daemon, {
     logLevel: "info",
@@ -352,7 +352,7 @@ Deno.test("the embedded default adds file on ./files and cmd with SWITCHBOARD_TO
   }
 });
 
-Deno.test("the config is searched in DESIGN.md's order", async () => {
+Deno.test("the config is searched in the documented order", async () => {
   const cwd = await Deno.makeTempDir();
   try {
     const none = (): undefined => undefined;

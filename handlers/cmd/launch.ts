@@ -23,7 +23,7 @@ export const KILL_GRACE_MS = 2000;
 export const PIPE_LINGER_MS = 500;
 /** Idle pre-started leaders per listener (at most max_concurrent). */
 export const POOL_SIZE = 8;
-/** The largest stdout/stderr frame body (DESIGN.md: at most 64 KiB). */
+/** The largest stdout/stderr frame body (docs/protocol.md: at most 64 KiB). */
 export const OUTPUT_CHUNK = 65536;
 
 /** Per-listener state of an opened cmd service. */

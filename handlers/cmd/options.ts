@@ -16,7 +16,7 @@ export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 /** The settings of one `cmd` listener. */
 export interface CmdOptions {
-  /** `framed` (DESIGN.md's header codec) or `line` (one shell line per line, for nc). */
+  /** `framed` (the header codec of docs/protocol.md) or `line` (one shell line per line, for nc). */
   protocol: "framed" | "line";
   /** The shared secret every request carries; undefined only with `auth = "none"`. */
   token?: string;
