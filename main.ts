@@ -87,8 +87,13 @@ export async function main(args: string[]): Promise<number> {
     }
     if (name === "help") {
       const wanted = VERBS.find((candidate) => candidate.name === rest[0]);
-      if (!wanted || rest.length > 1) {
-        writeErr(`switchboard help: no verb "${escapeControl(rest[0]!)}" (try --help)\n`);
+      const problem = !wanted
+        ? `no verb "${escapeControl(rest[0]!)}"`
+        : rest.length > 1
+        ? `unexpected argument "${escapeControl(rest[1]!)}"`
+        : undefined;
+      if (problem || !wanted) {
+        writeErr(`switchboard help: ${problem} (try --help)\n`);
         return ExitCode.Usage;
       }
       writeOut(wanted.help);

@@ -110,9 +110,9 @@ function isoSeconds(ms: number): string {
 }
 
 /**
- * Asks over UDP. While the first attempt waits, a TCP connection to the
- * same port is tried: when UDP stays silent but TCP answers, the listener is
- * most likely a TCP one, and waiting for more attempts would not help.
+ * Asks over UDP. When the first attempt gets no reply, a TCP connection to
+ * the same port is tried: if TCP answers, the listener is most likely a TCP
+ * one, and more attempts would not help.
  */
 async function askUdp(
   address: ClientAddress,
@@ -120,13 +120,12 @@ async function askUdp(
   timeoutMs: number,
 ): Promise<Uint8Array> {
   using client = new UdpClient(address);
-  const tcpOpen = probeTcp(address, timeoutMs);
   const request = encoder.encode(format);
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     await client.send(request);
     const reply = await client.receive(timeoutMs);
     if (reply) return reply;
-    if (attempt === 1 && await tcpOpen) {
+    if (attempt === 1 && await probeTcp(address, timeoutMs)) {
       throw new NoReplyError(
         `no reply over UDP from ${formatAddress(address)} within ${timeoutMs}ms, but it accepts ` +
           `TCP connections: is it a TCP listener? Try --tcp`,
