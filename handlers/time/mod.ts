@@ -39,7 +39,7 @@ export interface TimeOptions {
   defaultFormat: string;
   /** The largest reply in bytes (one less with a `\n` to add: on TCP, or `append_newline`). */
   maxReply: number;
-  /** UDP, format mode: end each reply with `\n`. */
+  /** UDP: end each reply with `\n` (format mode; a daytime line ends with CRLF already). */
   appendNewline: boolean;
 }
 
@@ -182,14 +182,10 @@ export function createTimeService(seams: TimeServiceOptions = {}): Service {
             "append_newline",
             'cannot be used with mode = "rfc868": its reply is 4 binary bytes',
           );
-        } else if (mode === "daytime") {
-          reader.problem(
-            "append_newline",
-            'has no effect with mode = "daytime": its line already ends with CRLF',
-          );
         }
+        // A daytime line already ends with CRLF: nothing to add.
       }
-      const maxReply = maxReplyFor(transport, appendNewline);
+      const maxReply = maxReplyFor(transport, appendNewline && mode === "format");
       const defaultFormat = reader.string("default_format", { default: DEFAULT_TIME_FORMAT });
       if (reader.has("default_format")) {
         const problem = checkDefaultFormat(defaultFormat, maxReply);
