@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { parseDuration } from "../lib/units.ts";
 
-/** A command-line mistake: printed as one line plus usage, exit 64. */
+/** A command-line mistake: printed as one line with a hint to try --help, exit 64. */
 export class UsageError extends Error {
   /**
    * @param message what is wrong, e.g. `unknown option "--foo"`
@@ -25,6 +25,10 @@ export interface OptionSpec {
   type: "boolean" | "string";
   /** One-letter alias. */
   short?: string;
+  /** Its value's placeholder in help and the man page, e.g. `FILE` (string options). */
+  value?: string;
+  /** Whether its value is a local file name (shell completion offers files). */
+  file?: boolean;
 }
 
 /** A verb's parsed command line. */
@@ -43,11 +47,22 @@ export interface ParsedArgs {
  * @returns the values and positionals
  * @throws {UsageError} for unknown options, missing values and the like
  */
-export function parseVerbArgs(args: string[], options: Record<string, OptionSpec>): ParsedArgs {
+export function parseVerbArgs(
+  args: string[],
+  options: Readonly<Record<string, OptionSpec>>,
+): ParsedArgs {
+  const specs: Record<string, { type: "boolean" | "string"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+  };
+  for (const [name, spec] of Object.entries(options)) {
+    specs[name] = spec.short === undefined
+      ? { type: spec.type }
+      : { type: spec.type, short: spec.short };
+  }
   try {
     const { values, positionals } = parseArgs({
       args,
-      options: { ...options, help: { type: "boolean", short: "h" } },
+      options: specs,
       allowPositionals: true,
       strict: true,
     });

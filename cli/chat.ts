@@ -1,7 +1,7 @@
 /**
  * `switchboard chat ADDR [--name N] [--tcp]`: joins a chat room. On a
  * terminal, messages from the room appear while you type (the line being
- * typed is redrawn below them); `/quit` or Ctrl-D leaves. With piped input,
+ * typed is redrawn below them); `/leave`, `/quit` or Ctrl-D leave. With piped input,
  * each line is sent, replies are shown for a moment after the last one, and
  * the client leaves. Keep-alives go out by themselves while you are silent.
  *
@@ -12,12 +12,12 @@ import * as readline from "node:readline";
 import process from "node:process";
 import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
 import { type ChatLink, openTcpLink, openUdpLink } from "./chat_link.ts";
+import { ConnectError, formatAddress, networkReason } from "./connect.ts";
 import { readLines } from "./lines.ts";
-import { fail, writeErr, writeOut } from "./output.ts";
+import { fail, OutputClosed, writeErr, writeOut } from "./output.ts";
 import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
-import { describeError } from "../lib/net_errors.ts";
 import { chatService } from "../handlers/chat/mod.ts";
 
 const HELP = `Usage: switchboard chat ADDR [--name NAME] [--tcp]
@@ -27,14 +27,16 @@ ${chatService.defaultPort}).
 
 On a terminal, type a line to send it; messages from the room appear as they
 come, above the line you are typing. Commands go to the server: /nick NAME,
-/who. /quit (or Ctrl-D, Ctrl-C) leaves. Text from the network is shown with
-control characters escaped.
+/who. /leave or /quit (or Ctrl-D, Ctrl-C) leaves the room and ends the
+client. Text from the network is shown with control characters escaped.
 
 With piped input, each line of stdin is sent, replies are shown until
---wait after the last line, then the client leaves and exits.
+--wait after the last line, then the client leaves and exits; a /leave or
+/quit line leaves at once (later lines are not sent).
 
 Options:
-      --name NAME          take this name when joining (sends /nick NAME)
+      --name NAME          join under this name (the first datagram is
+                           /nick NAME; over TCP it renames right after joining)
       --tcp                use TCP instead of UDP
       --timeout DURATION   how long to wait for the room to answer (default 2s)
       --keepalive DURATION send a keep-alive after this much silence
@@ -44,7 +46,7 @@ Options:
   -h, --help               show this help
 
 Exit codes: 0 left the room, 1 failure (no answer, refused, room full,
-connection lost; one-line reason on stderr), 64 usage.
+connection lost; one-line reason on stderr), 64 usage, 141 stdout was closed.
 `;
 
 const encoder = new TextEncoder();
@@ -55,6 +57,19 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
   if (bytes.length < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
   return true;
+}
+
+/** Lines that end the client: it sends `/leave` (once) and exits. */
+function isLeave(text: string): boolean {
+  const command = text.trim();
+  return command === "/quit" || command === "/leave";
+}
+
+/** One line for a failure that is not the room's answer. */
+function describe(error: unknown, where: string): string {
+  if (error instanceof ConnectError) return error.message;
+  if (error instanceof OutputClosed) throw error;
+  return `${where}: ${networkReason(error, "")}`;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -83,13 +98,7 @@ function escapedLine(line: Uint8Array): string {
 }
 
 async function runChat(args: string[]): Promise<number> {
-  const { values, positionals } = parseVerbArgs(args, {
-    name: { type: "string" },
-    tcp: { type: "boolean" },
-    timeout: { type: "string" },
-    keepalive: { type: "string" },
-    wait: { type: "string" },
-  });
+  const { values, positionals } = parseVerbArgs(args, chatVerb.options);
   if (values.help) {
     writeOut(HELP);
     return ExitCode.Ok;
@@ -125,9 +134,9 @@ async function runChat(args: string[]): Promise<number> {
   try {
     link = values.tcp ? await openTcpLink(address, onLine) : await openUdpLink(address, onLine);
   } catch (error) {
-    return fail("chat", describeError(error));
+    return fail("chat", describe(error, formatAddress(address)));
   }
-  const where = `${address.hostname}:${address.port}/${link.transport}`;
+  const where = `${formatAddress(address)}/${link.transport}`;
   try {
     if (name !== undefined) await link.send(encoder.encode(`/nick ${name}`));
     // /who joins (a first datagram makes us a member) and proves the room answers.
@@ -171,7 +180,7 @@ async function runChat(args: string[]): Promise<number> {
       clearInterval(keepalive);
     }
   } catch (error) {
-    return fail("chat", describeError(error));
+    return fail("chat", describe(error, where));
   } finally {
     // Give a final datagram or line time to leave before the socket closes.
     await sleep(20);
@@ -189,7 +198,7 @@ async function pipedSession(
   void ended.then((why) => lost = why);
   for await (const line of readLines(Deno.stdin)) {
     if (lost !== undefined) return lost;
-    if (new TextDecoder().decode(line).trim() === "/quit") return "quit";
+    if (isLeave(new TextDecoder().decode(line))) return "quit";
     await send(line);
   }
   const reason = await Promise.race([ended, sleep(waitMs).then(() => "quit")]);
@@ -208,7 +217,7 @@ function interactiveSession(
     terminal: true,
     prompt: "> ",
   });
-  writeErr(`Joined ${where}. /nick NAME renames, /who lists members, /quit leaves.\n`);
+  writeErr(`Joined ${where}. /nick NAME renames, /who lists members, /leave leaves.\n`);
   rl.prompt();
   const display: Display = {
     show(line) {
@@ -227,8 +236,8 @@ function interactiveSession(
       resolve(outcome);
     };
     rl.on("line", (text: string) => {
-      if (text.trim() === "/quit") return finish("quit");
-      send(encoder.encode(text)).catch((error) => finish(describeError(error)));
+      if (isLeave(text)) return finish("quit");
+      send(encoder.encode(text)).catch((error) => finish(describe(error, where)));
       rl.prompt();
     });
     rl.on("SIGINT", () => finish("quit"));
@@ -241,7 +250,15 @@ function interactiveSession(
 /** The `chat` verb. */
 export const chatVerb: Verb = {
   name: "chat",
-  synopsis: "chat  ADDR [--name N] [--tcp]        join a chat room",
+  usage: "ADDR [--name N] [--tcp]",
+  summary: "join a chat room",
   help: HELP,
+  options: {
+    name: { type: "string", value: "NAME" },
+    tcp: { type: "boolean" },
+    timeout: { type: "string", value: "DURATION" },
+    keepalive: { type: "string", value: "DURATION" },
+    wait: { type: "string", value: "DURATION" },
+  },
   run: runChat,
 };

@@ -7,6 +7,7 @@
  */
 
 import type { ClientAddress } from "./args.ts";
+import { connectTcp } from "./connect.ts";
 import { UdpClient } from "./udp_client.ts";
 import { writeAll } from "../lib/write_all.ts";
 
@@ -74,14 +75,13 @@ export async function openUdpLink(
  * @param address the server
  * @param onLine called with each line, without its newline (a fresh copy)
  * @returns the link, once connected
- * @throws {Deno.errors.ConnectionRefused} and other connect errors
+ * @throws {ConnectError} naming the address and why
  */
 export async function openTcpLink(
   address: ClientAddress,
   onLine: (line: Uint8Array) => void,
 ): Promise<ChatLink> {
-  const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
-  conn.setNoDelay(true);
+  const conn = await connectTcp(address);
   let closed = false;
   const ended = (async (): Promise<string> => {
     const buffer = new Uint8Array(65536);

@@ -1,6 +1,7 @@
 /**
- * `switchboard check [-c FILE]`: validates the config the daemon would use
- * and prints its listeners, or every problem (exit 78).
+ * `switchboard check [-c FILE] [--json]`: validates the config the daemon
+ * would use and prints its listeners, or every problem (exit 78); with
+ * `--json`, one JSON document for scripts.
  *
  * @module
  */
@@ -21,7 +22,7 @@ import { formatProblem } from "../lib/option_reader.ts";
 import { formatDuration } from "../lib/units.ts";
 import { findService, SERVICES } from "../handlers/mod.ts";
 
-const HELP = `Usage: switchboard check [-c FILE]
+const HELP = `Usage: switchboard check [-c FILE] [--json]
 
 Validates the config that "serve" would use (same search order) and prints
 each listener: name, service, transport, address and limits. Every problem is
@@ -29,10 +30,21 @@ reported at once, each with file, line and key.
 
 Options:
   -c, --config FILE   config file
+      --json          print one JSON document on stdout instead:
+                      {"config", "valid", "notes", "listeners": [{"name",
+                      "service", "transport", "listen", "host", "port",
+                      "enabled", "line", "max_connections", "idle_timeout_ms",
+                      "allow", "deny", "settings"}], "problems": [{"file",
+                      "line", "key", "message"}]}
   -h, --help          show this help
 
-Exit codes: 0 valid, 64 usage, 78 invalid.
+Exit codes: 0 valid, 64 usage, 78 invalid, 141 stdout was closed.
 `;
+
+/** The service's own summary of a listener's settings (e.g. `transform=upper`). */
+function settings(listener: ListenerConfig): string {
+  return findService(listener.service)?.describe?.(listener.options) ?? "";
+}
 
 function limits(listener: ListenerConfig): string {
   const parts: string[] = [];
@@ -47,11 +59,55 @@ function limits(listener: ListenerConfig): string {
   if (listener.deny.length > 0) parts.push(`deny=${listener.deny.join(",")}`);
   if (listener.accessTimes) parts.push(`access_times=${listener.accessTimes.join(",")}`);
   if (listener.banner !== undefined) parts.push("banner");
-  const service = findService(listener.service);
-  const described = service?.describe?.(listener.options);
+  const described = settings(listener);
   if (described) parts.push(described);
   if (!listener.enabled) parts.push("(disabled)");
   return parts.join(" ");
+}
+
+function displayAddress(listener: ListenerConfig): string {
+  const { hostname, port } = listener.address;
+  return listener.listen.startsWith(":") ? `*:${port}` : formatHostPort(hostname, port);
+}
+
+/** What `check --json` prints (keys in snake_case, durations in ms). */
+export interface CheckReport {
+  /** The config file's path, or null for the embedded default. */
+  config: string | null;
+  /** Whether the config is valid (exit 0) or not (exit 78). */
+  valid: boolean;
+  /** Notes `serve` would log, e.g. what the embedded default skipped. */
+  notes: string[];
+  /** Every listener, enabled or not, in file order (empty when invalid). */
+  listeners: Record<string, unknown>[];
+  /** Every problem (empty when valid). */
+  problems: { file: string; line: number | null; key: string; message: string }[];
+}
+
+/**
+ * The JSON form of a listener: what `check` shows, as data.
+ * @param listener a validated listener
+ * @returns its fields in snake_case
+ */
+export function listenerReport(listener: ListenerConfig): Record<string, unknown> {
+  const report: Record<string, unknown> = {
+    name: listener.name,
+    service: listener.service,
+    transport: listener.transport,
+    listen: listener.listen,
+    host: listener.address.hostname,
+    port: listener.address.port,
+    enabled: listener.enabled,
+    line: listener.line ?? null,
+  };
+  if (listener.transport === "tcp") {
+    report.max_connections = listener.maxConnections;
+    report.idle_timeout_ms = listener.idleTimeoutMs;
+  }
+  report.allow = listener.allow;
+  report.deny = listener.deny;
+  report.settings = settings(listener);
+  return report;
 }
 
 /**
@@ -62,9 +118,13 @@ function limits(listener: ListenerConfig): string {
 export function formatListeners(config: Config): string {
   const rows = [["NAME", "SERVICE", "TRANSPORT", "ADDRESS", "LIMITS"]];
   for (const listener of config.listeners) {
-    const { hostname, port } = listener.address;
-    const address = listener.listen.startsWith(":") ? `*:${port}` : formatHostPort(hostname, port);
-    rows.push([listener.name, listener.service, listener.transport, address, limits(listener)]);
+    rows.push([
+      listener.name,
+      listener.service,
+      listener.transport,
+      displayAddress(listener),
+      limits(listener),
+    ]);
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) =>
@@ -74,22 +134,46 @@ export function formatListeners(config: Config): string {
 }
 
 async function runCheck(args: string[]): Promise<number> {
-  const { values, positionals } = parseVerbArgs(args, { config: { type: "string", short: "c" } });
+  const { values, positionals } = parseVerbArgs(args, checkVerb.options);
   if (values.help) {
     writeOut(HELP);
     return ExitCode.Ok;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const source = findConfigSource(values.config as string | undefined);
+  const report: CheckReport = {
+    config: source.kind === "embedded" ? null : source.path,
+    valid: false,
+    notes: [],
+    listeners: [],
+    problems: [],
+  };
   let config: Config;
   try {
     config = await loadConfig(source, { services: SERVICES });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
+    if (values.json) {
+      report.problems = error.problems.map((problem) => ({
+        file: problem.file,
+        line: problem.line ?? null,
+        key: problem.key,
+        message: problem.message,
+      }));
+      writeOut(JSON.stringify(report, null, 2) + "\n");
+      return ExitCode.Config;
+    }
     for (const problem of error.problems) writeErr(formatProblem(problem) + "\n");
     const count = error.problems.length;
     writeErr(`${count} problem${count === 1 ? "" : "s"} found\n`);
     return ExitCode.Config;
+  }
+  if (values.json) {
+    report.valid = true;
+    report.notes = config.notes;
+    report.listeners = config.listeners.map(listenerReport);
+    writeOut(JSON.stringify(report, null, 2) + "\n");
+    return ExitCode.Ok;
   }
   writeOut(`config: ${source.kind === "embedded" ? "<embedded default>" : source.path}\n`);
   for (const note of config.notes) writeOut(`note: ${note}\n`);
@@ -100,7 +184,12 @@ async function runCheck(args: string[]): Promise<number> {
 /** The `check` verb. */
 export const checkVerb: Verb = {
   name: "check",
-  synopsis: "check [-c FILE]                      validate the config, print the listeners",
+  usage: "[-c FILE] [--json]",
+  summary: "validate the config, print the listeners",
   help: HELP,
+  options: {
+    config: { type: "string", short: "c", value: "FILE", file: true },
+    json: { type: "boolean" },
+  },
   run: runCheck,
 };

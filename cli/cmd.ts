@@ -7,15 +7,22 @@
  * @module
  */
 
-import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
+import {
+  type ClientAddress,
+  durationOption,
+  parseClientAddress,
+  parseVerbArgs,
+  UsageError,
+} from "./args.ts";
 import { exitCodeFor, OWN_FAILURE } from "./cmd_exit.ts";
+import { ConnectError, formatAddress, networkReason } from "./connect.ts";
 import { FramedClient } from "./framed_client.ts";
-import { writeErr, writeOut } from "./output.ts";
+import { OutputClosed, outputClosed, writeErr, writeOut, writeOutAsync } from "./output.ts";
 import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { FrameError } from "../lib/header_codec.ts";
-import { describeError, isDisconnect } from "../lib/net_errors.ts";
+import { isDisconnect } from "../lib/net_errors.ts";
 import { writeAll } from "../lib/write_all.ts";
 import { cmdService } from "../handlers/cmd/mod.ts";
 
@@ -36,24 +43,16 @@ Options:
                            prefer the variable: arguments show in ps)
       --argv               send COMMAND as argv, without a remote shell
   -n, --no-stdin           do not send stdin (the command reads /dev/null)
-      --cwd DIR            working directory on the server (inside its workdir)
+      --cwd DIR            working directory on the server (with a listener
+                           workdir: resolved against it and kept inside it)
       --timeout DURATION   a shorter timeout than the server's, e.g. 10s
   -h, --help               show this help
 
 Exit codes: the remote command's own; 124 it timed out; 128+n it was killed
 by signal n; 255 this client failed (cannot connect, unauthorized, refused,
-connection lost); 64 usage.
+connection lost, not a framed cmd listener); 141 local stdout was closed;
+64 usage.
 `;
-
-const OPTIONS = {
-  token: { type: "string" },
-  argv: { type: "boolean" },
-  "no-stdin": { type: "boolean", short: "n" },
-  cwd: { type: "string" },
-  timeout: { type: "string" },
-} as const;
-
-const WITH_VALUE = new Set(["--token", "--cwd", "--timeout"]);
 
 /**
  * Splits the command line into the verb's own part and COMMAND: at `--`, or
@@ -69,13 +68,21 @@ export function splitCommand(args: readonly string[]): { own: string[]; command:
     const arg = args[i]!;
     if (i === dashes) return { own: args.slice(0, i), command: args.slice(i + 1) };
     if (arg.startsWith("-") && arg !== "-") {
-      if (WITH_VALUE.has(arg)) i++;
+      if (takesValue(arg)) i++;
       continue;
     }
     positionals++;
     if (positionals === 2) return { own: args.slice(0, i), command: args.slice(i) };
   }
   return { own: [...args], command: [] };
+}
+
+/** Whether `--name` (or `-x`) is one of cmd's options that take a value. */
+function takesValue(arg: string): boolean {
+  return Object.entries(cmdVerb.options).some(([name, spec]) =>
+    spec.type === "string" &&
+    (arg === `--${name}` || (spec.short !== undefined && arg === `-${spec.short}`))
+  );
 }
 
 function ownFailure(reason: string): number {
@@ -85,7 +92,7 @@ function ownFailure(reason: string): number {
 
 async function runCmd(args: string[]): Promise<number> {
   const { own, command } = splitCommand(args);
-  const { values, positionals } = parseVerbArgs(own, OPTIONS);
+  const { values, positionals } = parseVerbArgs(own, cmdVerb.options);
   if (values.help) {
     writeOut(HELP);
     return ExitCode.Ok;
@@ -110,16 +117,27 @@ async function runCmd(args: string[]): Promise<number> {
   try {
     client = await FramedClient.connect(address, { token });
   } catch (error) {
-    return ownFailure(`cannot connect to ${addrText}: ${describeError(error)}`);
+    if (error instanceof ConnectError) return ownFailure(error.message);
+    throw error;
   }
+  const replies = { count: 0 };
   try {
     await client.send(header);
     if (sendStdin) void streamStdin(client);
-    return await receive(client);
+    return await receive(client, address, replies);
   } catch (error) {
-    if (error instanceof BrokenOutput) return 128 + 13; // as if killed by SIGPIPE
-    if (isDisconnect(error) || error instanceof FrameError) {
-      return ownFailure(`connection lost: ${describeError(error)}`);
+    if (error instanceof OutputClosed || outputClosed()) return ExitCode.OutputClosed;
+    if (error instanceof FrameError) {
+      return ownFailure(
+        `the reply from ${formatAddress(address)} is not a framed message (${error.message}): ` +
+          NOT_FRAMED_HINT,
+      );
+    }
+    if (isDisconnect(error)) {
+      return ownFailure(
+        `connection lost: ${networkReason(error, address.hostname)}` +
+          (replies.count === 0 ? `; ${NOT_FRAMED_HINT}` : ""),
+      );
     }
     throw error;
   } finally {
@@ -127,8 +145,9 @@ async function runCmd(args: string[]): Promise<number> {
   }
 }
 
-/** Local stdout or stderr was closed (e.g. `| head -1`). */
-class BrokenOutput extends Error {}
+/** What to try when a port does not answer in frames. */
+const NOT_FRAMED_HINT = 'is it a cmd listener with protocol = "line"? That one takes one ' +
+  "shell line per line, as from nc: printf '%s\\n' 'uptime' | nc HOST PORT";
 
 /** Sends local stdin as `stdin` frames, then `eof`; stops quietly if the connection goes. */
 async function streamStdin(client: FramedClient): Promise<void> {
@@ -144,22 +163,45 @@ async function streamStdin(client: FramedClient): Promise<void> {
   }
 }
 
-/** Copies output frames to stdout/stderr until the exit frame. */
-async function receive(client: FramedClient): Promise<number> {
+/**
+ * Copies output frames to stdout/stderr until the exit frame; counts the
+ * frames received, so that a close before any says what the port may be.
+ */
+async function receive(
+  client: FramedClient,
+  address: ClientAddress,
+  replies: { count: number },
+): Promise<number> {
   const buffer = new Uint8Array(65536);
   for (;;) {
     const header = await client.frames.readHeader();
-    if (header === null) return ownFailure("connection lost: the server closed the connection");
+    if (header === null) {
+      return ownFailure(
+        replies.count === 0
+          ? `${formatAddress(address)} closed the connection without replying: ${NOT_FRAMED_HINT}`
+          : "connection lost: the server closed the connection",
+      );
+    }
+    replies.count++;
+    if (replies.count === 1 && header.op === "exec") {
+      await client.frames.skipBody().catch(() => {});
+      return ownFailure(
+        `${formatAddress(address)} sent the request back: it is an echo service, ` +
+          "not a cmd listener",
+      );
+    }
     if (header.op === "stdout" || header.op === "stderr") {
-      const target = header.op === "stdout" ? Deno.stdout : Deno.stderr;
+      const stdout = header.op === "stdout";
       for (;;) {
         const n = await client.frames.readBody(buffer);
         if (n === null) break;
-        try {
-          await writeAll(target, buffer.subarray(0, n));
-        } catch (error) {
-          if (error instanceof Deno.errors.BrokenPipe) throw new BrokenOutput();
-          throw error;
+        const bytes = buffer.subarray(0, n);
+        if (stdout) await writeOutAsync(bytes);
+        else {
+          // A closed stderr ends the command's client as a closed stdout does.
+          await writeAll(Deno.stderr, bytes).catch((error) => {
+            throw error instanceof Deno.errors.BrokenPipe ? new OutputClosed() : error;
+          });
         }
       }
       continue;
@@ -181,7 +223,15 @@ async function receive(client: FramedClient): Promise<number> {
 /** The `cmd` verb. */
 export const cmdVerb: Verb = {
   name: "cmd",
-  synopsis: "cmd   ADDR [--token T] -- COMMAND...  run a command, exit with its status",
+  usage: "ADDR [--token T] -- COMMAND...",
+  summary: "run a command, exit with its status",
   help: HELP,
+  options: {
+    token: { type: "string", value: "TOKEN" },
+    argv: { type: "boolean" },
+    "no-stdin": { type: "boolean", short: "n" },
+    cwd: { type: "string", value: "DIR" },
+    timeout: { type: "string", value: "DURATION" },
+  },
   run: runCmd,
 };

@@ -7,15 +7,21 @@
  * @module
  */
 
-import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
+import {
+  type ClientAddress,
+  durationOption,
+  parseClientAddress,
+  parseVerbArgs,
+  UsageError,
+} from "./args.ts";
+import { ConnectError, connectTcp, formatAddress, networkReason } from "./connect.ts";
 import { readLines } from "./lines.ts";
-import { fail, writeErr, writeOut } from "./output.ts";
+import { fail, OutputClosed, writeErr, writeOut } from "./output.ts";
 import { networkPrinter } from "./stream_output.ts";
 import { NoReplyError, UdpClient } from "./udp_client.ts";
 import type { Verb } from "./verb.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { writeAll } from "../lib/write_all.ts";
-import { describeError } from "../lib/net_errors.ts";
 import { echoService } from "../handlers/echo/mod.ts";
 
 const HELP = `Usage: switchboard echo ADDR [TEXT...] [--udp] [--timeout DURATION]
@@ -33,16 +39,14 @@ Options:
       --timeout DURATION how long to wait for a reply (default 2s)
   -h, --help             show this help
 
-Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage.
+Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage,
+141 stdout was closed.
 `;
 
 const encoder = new TextEncoder();
 
 async function runEcho(args: string[]): Promise<number> {
-  const { values, positionals } = parseVerbArgs(args, {
-    udp: { type: "boolean" },
-    timeout: { type: "string" },
-  });
+  const { values, positionals } = parseVerbArgs(args, echoVerb.options);
   if (values.help) {
     writeOut(HELP);
     return ExitCode.Ok;
@@ -57,12 +61,16 @@ async function runEcho(args: string[]): Promise<number> {
       ? await echoUdp(address, text, timeoutMs)
       : await echoTcp(address, text, timeoutMs);
   } catch (error) {
-    return fail("echo", describeError(error));
+    if (error instanceof ConnectError || error instanceof NoReplyError) {
+      return fail("echo", error.message);
+    }
+    if (error instanceof OutputClosed) throw error;
+    return fail("echo", `${formatAddress(address)}: ${networkReason(error, address.hostname)}`);
   }
 }
 
 async function echoUdp(
-  address: { hostname: string; port: number },
+  address: ClientAddress,
   text: string | undefined,
   timeoutMs: number,
 ): Promise<number> {
@@ -74,30 +82,23 @@ async function echoUdp(
     printer.flush();
     writeOut("\n");
   };
-  try {
-    if (text !== undefined) {
-      await ask(encoder.encode(text));
-      return ExitCode.Ok;
-    }
-    if (Deno.stdin.isTerminal()) {
-      writeErr(
-        `Talking to ${address.hostname}:${address.port}/udp; one datagram per line, Ctrl-D ends\n`,
-      );
-    }
-    for await (const line of readLines(Deno.stdin)) await ask(line);
+  if (text !== undefined) {
+    await ask(encoder.encode(text));
     return ExitCode.Ok;
-  } catch (error) {
-    if (error instanceof NoReplyError) return fail("echo", error.message);
-    throw error;
   }
+  if (Deno.stdin.isTerminal()) {
+    writeErr(`Talking to ${formatAddress(address)}/udp; one datagram per line, Ctrl-D ends\n`);
+  }
+  for await (const line of readLines(Deno.stdin)) await ask(line);
+  return ExitCode.Ok;
 }
 
 async function echoTcp(
-  address: { hostname: string; port: number },
+  address: ClientAddress,
   text: string | undefined,
   timeoutMs: number,
 ): Promise<number> {
-  using conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+  using conn = await connectTcp(address, { timeoutMs });
   const printer = networkPrinter();
   if (text !== undefined) {
     const payload = encoder.encode(text + "\n");
@@ -110,7 +111,7 @@ async function echoTcp(
     return ExitCode.Ok;
   }
   if (Deno.stdin.isTerminal()) {
-    writeErr(`Connected to ${address.hostname}:${address.port}/tcp; type lines, Ctrl-D ends\n`);
+    writeErr(`Connected to ${formatAddress(address)}/tcp; type lines, Ctrl-D ends\n`);
   }
   // Replies are printed while input is still being sent: a large input never
   // deadlocks against the server's echo filling our receive buffer.
@@ -161,7 +162,12 @@ async function readAtLeast(
 /** The `echo` verb. */
 export const echoVerb: Verb = {
   name: "echo",
-  synopsis: "echo  ADDR [TEXT...] [--udp]         talk to an echo service",
+  usage: "ADDR [TEXT...] [--udp]",
+  summary: "talk to an echo service",
   help: HELP,
+  options: {
+    udp: { type: "boolean" },
+    timeout: { type: "string", value: "DURATION" },
+  },
   run: runEcho,
 };

@@ -6,12 +6,14 @@
  */
 
 import { type ClientAddress, parseClientAddress, UsageError } from "./args.ts";
+import { ConnectError, formatAddress, networkReason } from "./connect.ts";
 import { FramedClient, RemoteError } from "./framed_client.ts";
 import { FILE_DEFAULT_PORT } from "../handlers/file/mod.ts";
-import { describeError } from "../lib/net_errors.ts";
+import { FrameError } from "../lib/header_codec.ts";
+import { isDisconnect } from "../lib/net_errors.ts";
 
 /** The option every file verb takes. */
-export const TOKEN_OPTION = { token: { type: "string" } } as const;
+export const TOKEN_OPTION = { token: { type: "string", value: "TOKEN" } } as const;
 
 /**
  * The token from `--token` or `$SWITCHBOARD_TOKEN`.
@@ -69,11 +71,17 @@ export function remoteBaseName(path: string): string {
  */
 export function describeFailure(error: unknown, address: ClientAddress): string {
   if (error instanceof RemoteError) return `${error.message} (${error.code})`;
-  if (error instanceof Deno.errors.ConnectionRefused) {
-    return `cannot connect to ${address.hostname}:${address.port}: connection refused`;
+  if (error instanceof ConnectError) return error.message;
+  if (error instanceof FrameError) {
+    return `the reply from ${
+      formatAddress(address)
+    } is malformed or cut short (${error.message}): ` +
+      'is it a file listener? One with protocol = "raw" takes a name line, as from nc';
   }
-  if (error instanceof Error && error.name === "FrameError") {
-    return `the server's reply is malformed or cut short: ${error.message}`;
+  if (isDisconnect(error)) {
+    return `connection to ${formatAddress(address)} lost: ${
+      networkReason(error, address.hostname)
+    }`;
   }
-  return describeError(error).replace(/^Error: /, "");
+  return error instanceof Error ? error.message : String(error);
 }

@@ -7,6 +7,7 @@
  */
 
 import type { ClientAddress } from "./args.ts";
+import { connectTcp } from "./connect.ts";
 import { encodeFrame, encodeHeader, type FrameHeader, FrameReader } from "../lib/header_codec.ts";
 import { writeAll } from "../lib/write_all.ts";
 
@@ -50,15 +51,13 @@ export class FramedClient {
    * @param address host and port
    * @param options the token to send
    * @returns the client
-   * @throws {Deno.errors.ConnectionRefused} and other connect errors
+   * @throws {ConnectError} naming the address and why
    */
   static async connect(
     address: ClientAddress,
     options: FramedClientOptions = {},
   ): Promise<FramedClient> {
-    const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
-    conn.setNoDelay(true);
-    return new FramedClient(conn, options);
+    return new FramedClient(await connectTcp(address), options);
   }
 
   /** The raw connection (for streaming bodies). */

@@ -18,7 +18,7 @@ import {
   tokenFrom,
 } from "./file_client.ts";
 import type { FramedClient } from "./framed_client.ts";
-import { fail, writeOut } from "./output.ts";
+import { fail, writeOut, writeOutAsync } from "./output.ts";
 import { Progress } from "./progress.ts";
 import type { Verb } from "./verb.ts";
 import { pump } from "../lib/chunk_pump.ts";
@@ -44,7 +44,8 @@ Options:
   -h, --help         show this help
 
 On a terminal a progress bar (rate, ETA) is drawn on stderr.
-Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage.
+Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage,
+141 stdout was closed (LOCAL "-").
 `;
 
 // Large downloads hash in a worker, beside the copy (as the daemon does).
@@ -72,10 +73,7 @@ function localTarget(local: string | undefined, name: string): string {
 }
 
 async function runGet(args: string[]): Promise<number> {
-  const { values, positionals } = parseVerbArgs(args, {
-    continue: { type: "boolean", short: "c" },
-    ...TOKEN_OPTION,
-  });
+  const { values, positionals } = parseVerbArgs(args, getVerb.options);
   if (values.help) {
     writeOut(HELP);
     return ExitCode.Ok;
@@ -113,7 +111,7 @@ async function toStdout(
     await pump({
       length: size,
       read: (view) => frames.readBody(view),
-      write: (view) => writeAll(Deno.stdout, view),
+      write: (view) => writeOutAsync(view),
       hash,
       onChunk: (bytes) => progress?.add(bytes),
     });
@@ -130,9 +128,6 @@ async function toStdout(
     return ExitCode.Ok;
   } catch (error) {
     progress?.stop();
-    if (error instanceof Deno.errors.BrokenPipe) {
-      return fail("get", "stdout was closed before the download ended");
-    }
     return fail("get", describeFailure(error, address));
   } finally {
     client?.close();
@@ -256,7 +251,10 @@ async function toFile(options: ToFile): Promise<number> {
 /** The `get` verb. */
 export const getVerb: Verb = {
   name: "get",
-  synopsis: 'get   ADDR REMOTE [LOCAL] [-c]       download a file (LOCAL "-": stdout)',
+  usage: "ADDR REMOTE [LOCAL] [-c]",
+  summary: 'download a file (LOCAL "-": stdout)',
   help: HELP,
+  options: { continue: { type: "boolean", short: "c" }, ...TOKEN_OPTION },
+  fileOperands: [2],
   run: runGet,
 };

@@ -1,7 +1,9 @@
 /**
  * `switchboard ls ADDR [DIR]`: lists a directory of a file service as a
- * table (type, human size, modification time, name), fetching every page of
- * a truncated listing. Names are printed with control characters escaped.
+ * table (type, human size — exact bytes with `-l` — modification time,
+ * name), or as one JSON document with `--json`, fetching every page of a
+ * truncated listing. Names in the table are printed with control
+ * characters escaped.
  *
  * @module
  */
@@ -22,18 +24,24 @@ import { ExitCode } from "../lib/exit_codes.ts";
 import { formatSize } from "../lib/units.ts";
 import { FILE_DEFAULT_PORT } from "../handlers/file/mod.ts";
 
-const HELP = `Usage: switchboard ls ADDR [DIR] [--token TOKEN]
+const HELP = `Usage: switchboard ls ADDR [DIR] [-l] [--json] [--token TOKEN]
 
 Lists DIR (default: the served root) of a file service, one entry per line:
 type (dir or file), size, modification time (local time) and name, sorted
 by name. ADDR is host:port, [v6]:port or a bare host (port
-${FILE_DEFAULT_PORT}). Control characters in names are shown escaped.
+${FILE_DEFAULT_PORT}). Control characters in names are shown escaped. Given a
+file, it shows that file.
 
 Options:
+  -l, --long         sizes in exact bytes instead of KiB/MiB/GiB
+      --json         print one JSON document instead:
+                     {"path": DIR, "entries": [{"name", "type", "size" (bytes),
+                     "mtime" (ms since the epoch)}]}; names as received
       --token TOKEN  the listener's token (default: $SWITCHBOARD_TOKEN)
   -h, --help         show this help
 
-Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage.
+Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage,
+141 stdout was closed.
 `;
 
 // A directory larger than this many pages is cut (and says so).
@@ -41,14 +49,14 @@ const MAX_PAGES = 10_000;
 
 /** One row of the listing. */
 export interface LsRow {
+  /** The name as received. */
+  name: string;
   /** `file` or `dir`. */
   type: string;
   /** Bytes. */
   size: number;
   /** ms since the epoch. */
   mtime: number;
-  /** The name as received. */
-  name: string;
 }
 
 function pad2(n: number): string {
@@ -67,16 +75,24 @@ export function formatMtime(ms: number): string {
     `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
 }
 
+/** Options for {@linkcode formatRow}. */
+export interface FormatRowOptions {
+  /** Exact byte sizes (`ls -l`) instead of binary units. @default {false} */
+  exact?: boolean;
+}
+
 /**
  * Formats one row: `dir      -  2026-11-22 10:30  docs/`.
  * @param row the entry
+ * @param options exact sizes
  * @returns one line without a newline
  */
-export function formatRow(row: LsRow): string {
+export function formatRow(row: LsRow, options: FormatRowOptions = {}): string {
   const dir = row.type === "dir";
-  const size = dir ? "-" : formatSize(row.size);
+  const size = dir ? "-" : options.exact ? String(row.size) : formatSize(row.size);
   const name = escapeControl(String(row.name)) + (dir ? "/" : "");
-  return `${dir ? "dir " : "file"}  ${size.padStart(7)}  ${formatMtime(row.mtime)}  ${name}`;
+  const width = options.exact ? 12 : 7;
+  return `${dir ? "dir " : "file"}  ${size.padStart(width)}  ${formatMtime(row.mtime)}  ${name}`;
 }
 
 function toRow(value: unknown): LsRow | undefined {
@@ -84,15 +100,38 @@ function toRow(value: unknown): LsRow | undefined {
   const entry = value as Record<string, unknown>;
   if (typeof entry.name !== "string") return undefined;
   return {
+    name: entry.name,
     type: entry.type === "dir" ? "dir" : "file",
     size: typeof entry.size === "number" ? entry.size : 0,
     mtime: typeof entry.mtime === "number" ? entry.mtime : 0,
-    name: entry.name,
+  };
+}
+
+/** Where the rows go: the table as they come, or one JSON document at the end. */
+interface LsOutput {
+  rows(rows: LsRow[]): void;
+  end(path: string): void;
+}
+
+function tableOutput(exact: boolean): LsOutput {
+  return {
+    rows(rows) {
+      if (rows.length > 0) writeOut(rows.map((row) => formatRow(row, { exact }) + "\n").join(""));
+    },
+    end() {},
+  };
+}
+
+function jsonOutput(): LsOutput {
+  const entries: LsRow[] = [];
+  return {
+    rows: (rows) => entries.push(...rows),
+    end: (path) => writeOut(JSON.stringify({ path, entries }, null, 2) + "\n"),
   };
 }
 
 async function runLs(args: string[]): Promise<number> {
-  const { values, positionals } = parseVerbArgs(args, TOKEN_OPTION);
+  const { values, positionals } = parseVerbArgs(args, lsVerb.options);
   if (values.help) {
     writeOut(HELP);
     return ExitCode.Ok;
@@ -100,10 +139,12 @@ async function runLs(args: string[]): Promise<number> {
   const [addrText, dir = "", extra] = positionals;
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
   const address = fileAddress(addrText);
+  const output = values.json ? jsonOutput() : tableOutput(values.long === true);
   let client: FramedClient | undefined;
   try {
     client = await connectFile(address, tokenFrom(values.token));
     let after: string | undefined;
+    let path = dir;
     for (let page = 0;; page++) {
       if (page >= MAX_PAGES) return fail("ls", `stopped after ${MAX_PAGES} pages`);
       await client.send(
@@ -117,19 +158,21 @@ async function runLs(args: string[]): Promise<number> {
         if (page === 0 && error instanceof RemoteError && error.code === "bad_request") {
           const row = await statRow(client, dir);
           if (row) {
-            writeOut(formatRow(row) + "\n");
+            output.rows([row]);
+            output.end(dir);
             return ExitCode.Ok;
           }
         }
         throw error;
       }
+      if (typeof reply.path === "string") path = reply.path;
       const rows = Array.isArray(reply.entries) ? reply.entries.map(toRow) : [];
-      const lines = rows.filter((row) => row !== undefined).map((row) => formatRow(row) + "\n");
-      if (lines.length > 0) writeOut(lines.join(""));
+      output.rows(rows.filter((row) => row !== undefined));
       const last = rows.at(-1)?.name;
       if (reply.truncated !== true || last === undefined || last === after) break;
       after = last;
     }
+    output.end(path);
     return ExitCode.Ok;
   } catch (error) {
     return fail("ls", describeFailure(error, address));
@@ -144,17 +187,23 @@ async function statRow(client: FramedClient, path: string): Promise<LsRow | unde
   if (!stat || stat.type !== "file") return undefined;
   const name = path.split("/").filter((n) => n !== "").at(-1) ?? path;
   return {
+    name,
     type: "file",
     size: typeof stat.length === "number" ? stat.length : 0,
     mtime: typeof stat.mtime === "number" ? stat.mtime : 0,
-    name,
   };
 }
 
 /** The `ls` verb. */
 export const lsVerb: Verb = {
   name: "ls",
-  synopsis: "ls    ADDR [DIR]                     list a directory of a file service",
+  usage: "ADDR [DIR] [-l] [--json]",
+  summary: "list a directory of a file service",
   help: HELP,
+  options: {
+    long: { type: "boolean", short: "l" },
+    json: { type: "boolean" },
+    ...TOKEN_OPTION,
+  },
   run: runLs,
 };

@@ -71,10 +71,7 @@ async function sha256Of(path: string, length: number, label: string): Promise<st
 }
 
 async function runPut(args: string[]): Promise<number> {
-  const { values, positionals } = parseVerbArgs(args, {
-    overwrite: { type: "boolean" },
-    ...TOKEN_OPTION,
-  });
+  const { values, positionals } = parseVerbArgs(args, putVerb.options);
   if (values.help) {
     writeOut(HELP);
     return ExitCode.Ok;
@@ -169,7 +166,10 @@ async function sendBody(
 /** The `put` verb. */
 export const putVerb: Verb = {
   name: "put",
-  synopsis: "put   ADDR LOCAL [REMOTE]            upload a file",
+  usage: "ADDR LOCAL [REMOTE]",
+  summary: "upload a file",
   help: HELP,
+  options: { overwrite: { type: "boolean" }, ...TOKEN_OPTION },
+  fileOperands: [1],
   run: runPut,
 };

@@ -8,13 +8,13 @@
 
 import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
 import type { ClientAddress } from "./args.ts";
-import { fail, writeOut } from "./output.ts";
+import { ConnectError, connectTcp, formatAddress, networkReason } from "./connect.ts";
+import { fail, OutputClosed, writeOut } from "./output.ts";
 import { networkPrinter } from "./stream_output.ts";
 import { NoReplyError, UdpClient } from "./udp_client.ts";
 import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
-import { describeError } from "../lib/net_errors.ts";
 import { MAX_REPLY_BYTES, stripLineEnd } from "../handlers/time/replies.ts";
 import { decodeRfc868 } from "../handlers/time/wire.ts";
 import { writeAll } from "../lib/write_all.ts";
@@ -39,19 +39,20 @@ Options:
                          sends up to ${ATTEMPTS} times)
   -h, --help             show this help
 
+Without --tcp, a port that stays silent over UDP but accepts TCP gets a hint
+after the first try; a 4-byte reply that reads as an RFC 868 time gets one
+to use --rfc868.
+
 Exit codes: 0 ok, 1 no reply or an error reply (one-line reason on stderr),
-64 usage.
+64 usage, 141 stdout was closed.
 `;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const YEAR_MS = 366 * 86_400_000;
 
 async function runTime(args: string[]): Promise<number> {
-  const { values, positionals } = parseVerbArgs(args, {
-    tcp: { type: "boolean" },
-    rfc868: { type: "boolean" },
-    timeout: { type: "string" },
-  });
+  const { values, positionals } = parseVerbArgs(args, timeVerb.options);
   if (values.help) {
     writeOut(HELP);
     return ExitCode.Ok;
@@ -71,18 +72,78 @@ async function runTime(args: string[]): Promise<number> {
       : await askUdp(address, format, timeoutMs);
   } catch (error) {
     if (error instanceof NoReplyError) return fail("time", error.message);
-    return fail("time", describeError(error));
+    if (error instanceof ConnectError) {
+      // Nothing on TCP there: the common case is a UDP listener (the default).
+      const hint = values.tcp && error.message.endsWith("connection refused")
+        ? " (time services listen on UDP unless configured for TCP: try without --tcp)"
+        : "";
+      return fail("time", error.message + hint);
+    }
+    if (error instanceof OutputClosed) throw error;
+    return fail("time", `${formatAddress(address)}: ${networkReason(error, address.hostname)}`);
   }
-  return values.rfc868 ? printRfc868(reply) : printReply(reply, format);
+  if (values.rfc868) return printRfc868(reply);
+  const seen = rfc868Time(reply);
+  if (seen !== undefined) {
+    return fail(
+      "time",
+      `got 4 bytes that read as the RFC 868 time ${seen}, not a line: the listener is in ` +
+        `rfc868 mode; try --rfc868`,
+    );
+  }
+  return printReply(reply, format);
 }
 
+/**
+ * The reply as an RFC 868 time, when it is 4 bytes with no line end that
+ * decode to within a year of our clock: what an rfc868 listener sends.
+ */
+function rfc868Time(reply: Uint8Array): string | undefined {
+  if (reply.length !== 4 || reply.includes(10)) return undefined;
+  const now = Date.now();
+  const ms = decodeRfc868(reply, now);
+  return Math.abs(ms - now) <= YEAR_MS ? isoSeconds(ms) : undefined;
+}
+
+function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(".000Z", "Z");
+}
+
+/**
+ * Asks over UDP. When the first attempt gets no reply, a TCP connection to
+ * the same port is tried: if TCP answers, the listener is most likely a TCP
+ * one, and more attempts would not help.
+ */
 async function askUdp(
   address: ClientAddress,
   format: string,
   timeoutMs: number,
 ): Promise<Uint8Array> {
   using client = await UdpClient.open(address);
-  return await client.request(encoder.encode(format), { timeoutMs, attempts: ATTEMPTS });
+  const request = encoder.encode(format);
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    await client.send(request);
+    const reply = await client.receive(timeoutMs);
+    if (reply) return reply;
+    if (attempt === 1 && await probeTcp(address, timeoutMs)) {
+      throw new NoReplyError(
+        `no reply over UDP from ${formatAddress(address)} within ${timeoutMs}ms, but it accepts ` +
+          `TCP connections: is it a TCP listener? Try --tcp`,
+      );
+    }
+  }
+  throw new NoReplyError(`no reply from ${formatAddress(address)} after ${ATTEMPTS} attempt(s)`);
+}
+
+/** Whether a TCP connection to the address succeeds (closed at once). */
+async function probeTcp(address: ClientAddress, timeoutMs: number): Promise<boolean> {
+  try {
+    const conn = await connectTcp(address, { timeoutMs });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -95,7 +156,7 @@ async function askTcp(
   format: string | undefined,
   timeoutMs: number,
 ): Promise<Uint8Array> {
-  const conn = await connectWithin(address, timeoutMs);
+  const conn = await connectTcp(address, { timeoutMs });
   const timer = setTimeout(() => conn.close(), timeoutMs);
   const received = new Uint8Array(MAX_REPLY_BYTES + 1);
   let length = 0;
@@ -104,7 +165,7 @@ async function askTcp(
       try {
         await writeAll(conn, encoder.encode(format + "\n"));
       } catch {
-        // A daytime listener may have answered and closed already: read it.
+        // A daytime or rfc868 listener may have answered and closed already: read it.
       }
     }
     while (length < received.length) {
@@ -113,9 +174,7 @@ async function askTcp(
         n = await conn.read(received.subarray(length));
       } catch (error) {
         if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
-          throw new NoReplyError(
-            `no reply from ${address.hostname}:${address.port} within ${timeoutMs}ms`,
-          );
+          throw new NoReplyError(`no reply from ${formatAddress(address)} within ${timeoutMs}ms`);
         }
         // A reset right after the reply (the server closed with our line unread).
         if (length > 0 && error instanceof Deno.errors.ConnectionReset) break;
@@ -134,31 +193,12 @@ async function askTcp(
     }
   }
   if (length === 0) {
-    throw new NoReplyError(`${address.hostname}:${address.port} closed without replying`);
+    throw new NoReplyError(`${formatAddress(address)} closed without replying`);
   }
   const reply = received.subarray(0, length);
   if (format === undefined) return reply;
   const newline = reply.indexOf(10);
   return newline < 0 ? reply : reply.subarray(0, newline + 1);
-}
-
-async function connectWithin(address: ClientAddress, timeoutMs: number): Promise<Deno.TcpConn> {
-  const connecting = Deno.connect({ hostname: address.hostname, port: address.port });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new NoReplyError(`could not connect within ${timeoutMs}ms`)),
-      timeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([connecting, timeout]);
-  } catch (error) {
-    connecting.then((conn) => conn.close(), () => {});
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function printReply(reply: Uint8Array, format: string): number {
@@ -180,18 +220,24 @@ function printRfc868(reply: Uint8Array): number {
     const shown = escapeControl(decoder.decode(reply.subarray(0, 40)));
     return fail(
       "time",
-      `expected the 4 bytes of an rfc868 listener, got ${reply.length} bytes ("${shown}")`,
+      `expected the 4 bytes of an rfc868 listener, got ${reply.length} bytes ("${shown}"): ` +
+        "the listener is in another mode; try without --rfc868",
     );
   }
-  const ms = decodeRfc868(reply, Date.now());
-  writeOut(new Date(ms).toISOString().replace(".000Z", "Z") + "\n");
+  writeOut(isoSeconds(decodeRfc868(reply, Date.now())) + "\n");
   return ExitCode.Ok;
 }
 
 /** The `time` verb. */
 export const timeVerb: Verb = {
   name: "time",
-  synopsis: "time  ADDR [FORMAT] [--tcp]          ask a time service",
+  usage: "ADDR [FORMAT] [--tcp]",
+  summary: "ask a time service",
   help: HELP,
+  options: {
+    tcp: { type: "boolean" },
+    rfc868: { type: "boolean" },
+    timeout: { type: "string", value: "DURATION" },
+  },
   run: runTime,
 };

@@ -6,6 +6,7 @@
  */
 
 import type { ClientAddress } from "./args.ts";
+import { ConnectError, formatAddress, networkReason } from "./connect.ts";
 
 /** Options for {@linkcode UdpClient.request}. */
 export interface RequestOptions {
@@ -68,9 +69,14 @@ export class UdpClient {
   /**
    * Sends a datagram to the server.
    * @param data the payload
+   * @throws {ConnectError} when it cannot be sent (an unknown host, no route)
    */
   async send(data: Uint8Array): Promise<void> {
-    await this.#socket.send(data, this.#server);
+    try {
+      await this.#socket.send(data, this.#server);
+    } catch (error) {
+      throw new ConnectError(this.#server, networkReason(error, this.#server.hostname));
+    }
   }
 
   /**
@@ -102,6 +108,7 @@ export class UdpClient {
    * @param options timeout per attempt and number of attempts
    * @returns the reply
    * @throws {NoReplyError} when no reply came after every attempt
+   * @throws {ConnectError} when it cannot be sent
    */
   async request(data: Uint8Array, options: RequestOptions = {}): Promise<Uint8Array> {
     const attempts = options.attempts ?? 3;
@@ -111,7 +118,7 @@ export class UdpClient {
       if (reply) return reply;
     }
     throw new NoReplyError(
-      `no reply from ${this.#server.hostname}:${this.#server.port} after ${attempts} attempt(s)`,
+      `no reply from ${formatAddress(this.#server)} after ${attempts} attempt(s)`,
     );
   }
 

@@ -13,10 +13,12 @@ import { runtimeName, VERSION } from "../lib/version.ts";
 const HELP = `Usage: switchboard version
 
 Prints switchboard's version and the runtime it runs on.
+
+Exit codes: 0 ok, 64 usage, 141 stdout was closed.
 `;
 
 function runVersion(args: string[]): Promise<number> {
-  const { values, positionals } = parseVerbArgs(args, {});
+  const { values, positionals } = parseVerbArgs(args, versionVerb.options);
   if (values.help) {
     writeOut(HELP);
     return Promise.resolve(ExitCode.Ok);
@@ -29,7 +31,9 @@ function runVersion(args: string[]): Promise<number> {
 /** The `version` verb. */
 export const versionVerb: Verb = {
   name: "version",
-  synopsis: "version                              print the version",
+  usage: "",
+  summary: "print the version",
   help: HELP,
+  options: {},
   run: runVersion,
 };

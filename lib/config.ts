@@ -248,11 +248,14 @@ function readDaemon(reader: OptionReader, present: boolean): DaemonConfig {
   return daemon;
 }
 
-/** What the duplicate checks compare. */
-type ListenerIdentity = Pick<
-  ListenerConfig,
-  "key" | "name" | "transport" | "listen" | "address" | "enabled" | "line"
->;
+/**
+ * What the duplicate checks compare. A listener with a bad `service` or
+ * `listen` still has a name to compare; its address takes part only when
+ * its transport and address are known.
+ */
+type ListenerIdentity =
+  & Pick<ListenerConfig, "key" | "name" | "enabled" | "line">
+  & Partial<Pick<ListenerConfig, "transport" | "listen" | "address">>;
 
 function readListener(
   reader: OptionReader,
@@ -328,9 +331,9 @@ function readListener(
     options = service.parseOptions(reader, transport, address);
     reader.reportUnknown();
   }
-  const identity = transport && address && listen !== undefined
+  const identity: ListenerIdentity = transport && address && listen !== undefined
     ? { key: reader.prefix, name, transport, listen, address, enabled }
-    : undefined;
+    : { key: reader.prefix, name, enabled };
   if (reader.problemCount > before || !service || !transport || !address || listen === undefined) {
     return { identity };
   }
@@ -365,17 +368,16 @@ function checkDuplicates(listeners: ListenerIdentity[], root: OptionReader): voi
         `duplicate name "${listener.name}" (also used at line ${sameName.line ?? "?"})`,
       );
     }
-    if (!listener.enabled) return;
+    const address = listener.address;
+    if (!listener.enabled || address === undefined) return;
     const clash = earlier.find((other) =>
-      other.enabled && other.transport === listener.transport &&
-      addressesOverlap(other.address, listener.address)
+      other.enabled && other.address !== undefined && other.transport === listener.transport &&
+      addressesOverlap(other.address, address)
     );
     if (clash) {
       root.problem(
         `${prefix}.listen`,
-        `${
-          formatHostPort(listener.address.hostname, listener.address.port)
-        }/${listener.transport} ` +
+        `${formatHostPort(address.hostname, address.port)}/${listener.transport} ` +
           `overlaps "${clash.name}" (${clash.listen}, line ${clash.line ?? "?"})`,
       );
     }

@@ -42,7 +42,7 @@ function exists(path: string): boolean {
 }
 
 /**
- * Decides which config to use, in DESIGN.md's order.
+ * Decides which config to use, in the documented order (README, "Configuration").
  * @param explicit the `-c FILE` argument, if any
  * @param environment environment, working directory and search paths
  * @returns the source; a `-c` or `$SWITCHBOARD_CONFIG` file is returned even

@@ -27,6 +27,17 @@ export interface DaemonOptions {
   log: Logger;
   /** The service table (from the composition root, `handlers/mod.ts`). */
   services: readonly Service[];
+  /**
+   * Stops the daemon as SIGTERM does when aborted; its reason (a string)
+   * is logged as the cause, e.g. `process 4242 (deno) exited`.
+   */
+  stop?: AbortSignal;
+  /**
+   * A SIGINT this soon (ms) after the first counts as the same one. Under a
+   * task runner that passes the terminal's Ctrl-C on to its child, the
+   * daemon sees each Ctrl-C twice, about a millisecond apart. @default {0}
+   */
+  sameInterruptMs?: number;
 }
 
 type Event = { kind: "stop"; signal: string } | { kind: "reload" };
@@ -36,12 +47,20 @@ class SignalEvents {
   #queue: Event[] = [];
   #wake?: () => void;
   #interrupts = 0;
+  #firstInterrupt = -Infinity;
   #handlers: [Deno.Signal, () => void][];
+  #stop?: AbortSignal;
+  #onStop = (): void => {
+    this.#push({ kind: "stop", signal: String(this.#stop?.reason ?? "stop requested") });
+  };
 
-  constructor(log: Logger) {
+  constructor(log: Logger, stop?: AbortSignal, sameInterruptMs = 0) {
     this.#handlers = [
       ["SIGTERM", () => this.#push({ kind: "stop", signal: "SIGTERM" })],
       ["SIGINT", () => {
+        const now = performance.now();
+        if (this.#interrupts > 0 && now - this.#firstInterrupt < sameInterruptMs) return;
+        this.#firstInterrupt = now;
         if (++this.#interrupts > 1) {
           log.warn("Second SIGINT: exiting now");
           Deno.exit(ExitCode.Interrupted);
@@ -51,6 +70,9 @@ class SignalEvents {
       ["SIGHUP", () => this.#push({ kind: "reload" })],
     ];
     for (const [signal, handler] of this.#handlers) Deno.addSignalListener(signal, handler);
+    this.#stop = stop;
+    if (stop?.aborted) this.#onStop();
+    else stop?.addEventListener("abort", this.#onStop, { once: true });
   }
 
   #push(event: Event): void {
@@ -75,6 +97,7 @@ class SignalEvents {
 
   /** Stops listening, except for SIGINT: a second one must still force exit. */
   close(): void {
+    this.#stop?.removeEventListener("abort", this.#onStop);
     for (const [signal, handler] of this.#handlers) {
       if (signal !== "SIGINT") Deno.removeSignalListener(signal, handler);
     }
@@ -112,7 +135,7 @@ function sameAddress(server: MetricsServer, wanted: ListenAddress): boolean {
  */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   const { source, log, services } = options;
-  const events = new SignalEvents(log);
+  const events = new SignalEvents(log, options.stop, options.sameInterruptMs);
   try {
     const config = await load(source, log, services);
     if (!config) {
@@ -160,6 +183,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     log.info(`switchboard ${VERSION} ready`, {
       config: describeSource(source),
       listeners: supervisor.listeners.length,
+      pid: Deno.pid,
     });
     const notifier = SystemdNotifier.fromEnvironment(
       {},

@@ -18,6 +18,8 @@ export const ExitCode = {
   Config: 78,
   /** A second SIGINT forced the daemon to exit (128 + SIGINT). */
   Interrupted: 130,
+  /** A client verb's standard output was closed (`| head`): 128 + SIGPIPE, as coreutils. */
+  OutputClosed: 141,
 } as const;
 
 /** One of {@linkcode ExitCode}'s values. */

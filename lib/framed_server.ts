@@ -1,7 +1,7 @@
 /**
  * The request loop shared by the framed services (`cmd`, `file`): reads one
  * header at a time, checks `op` and the token, dispatches to the service's
- * operation, and applies DESIGN.md's error rules — `bad_frame` closes the
+ * operation, and applies the protocol's error rules (docs/protocol.md) — `bad_frame` closes the
  * connection; a request-level error keeps it usable, discarding a refused
  * body of at most 1 MiB (a larger one closes the connection).
  *
@@ -14,7 +14,7 @@ import { describeError, isDisconnect } from "./net_errors.ts";
 import type { Connection, ConnectionContext } from "./service.ts";
 import { tokenMatches } from "./token.ts";
 
-/** The machine-readable error codes of DESIGN.md. */
+/** The machine-readable error codes (docs/protocol.md, "Errors"). */
 export type ErrorCode =
   | "bad_frame"
   | "bad_request"

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs the Debian tools the test suite talks to (rdate reads the RFC 868
 # time service; script(1) gives the CLI tests a pseudo-terminal; ncat plays
-# the course's "echo name | nc host port" client of the raw file protocol;
-# nats-server is the bus that chat rooms spanning daemons share). Quick and
-# silent when they are already there; fails loudly when they cannot be
-# installed, so that tests which need them fail instead of skipping.
+# the "echo name | nc host port" client of the raw file protocol; groff
+# renders the man page to check it; nats-server is the bus that chat rooms
+# spanning daemons share). Quick and silent when they are already there;
+# fails loudly when they cannot be installed, so that tests which need them
+# fail instead of skipping.
 set -eu
 missing=""
 command -v rdate >/dev/null 2>&1 || missing="$missing rdate"
@@ -13,6 +14,7 @@ command -v ncat >/dev/null 2>&1 || missing="$missing ncat"
 # Debian puts it in /usr/sbin, which a user's PATH may lack.
 PATH="$PATH:/usr/sbin"
 command -v nats-server >/dev/null 2>&1 || missing="$missing nats-server"
+command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
 [ -z "$missing" ] && exit 0
 echo "install_test_tools: installing$missing" >&2
 sudo=""

@@ -21,22 +21,55 @@ Deno.test("chat without ADDR is a usage error", async () => {
   assertMatch(result.stderr, /switchboard chat: missing ADDR/);
 });
 
+/** A room with a UDP and a TCP door, and ana in it (over UDP). */
+interface AnasRoom extends AsyncDisposable {
+  /** Ana. */
+  a: UdpPeer;
+  /** The client's command line joining as bob through the `transport` door. */
+  bob(wait: string): string[];
+}
+
+async function anasRoom(transport: string): Promise<AnasRoom> {
+  const server = await startServer(
+    chatListener({ room: "r" }) + chatListener({ room: "r", transport: "tcp" }, "chat-tcp"),
+  );
+  const a = new UdpPeer(server.port("chat"));
+  await a.send("/nick ana");
+  const port = server.port(transport === "udp" ? "chat" : "chat-tcp");
+  return {
+    a,
+    bob: (wait) => [
+      "chat",
+      `127.0.0.1:${port}`,
+      "--name",
+      "bob",
+      "--wait",
+      wait,
+      ...(transport === "tcp" ? ["--tcp"] : []),
+    ],
+    async [Symbol.asyncDispose]() {
+      await a[Symbol.asyncDispose]();
+      await server[Symbol.asyncDispose]();
+    },
+  };
+}
+
 Deno.test("chat with piped input sends each line, shows replies, then leaves", async (t) => {
   for (const transport of ["udp", "tcp"]) {
     await t.step(transport, async () => {
-      await using server = await startServer(
-        chatListener({ room: "r" }) + chatListener({ room: "r", transport: "tcp" }, "chat-tcp"),
-      );
-      await using a = new UdpPeer(server.port("chat"));
-      await a.send("/nick ana");
+      await using room = await anasRoom(transport);
+      const { a } = room;
       await a.send("/who");
       assertEquals(await a.next(), "* members: ana");
-      const port = server.port(transport === "udp" ? "chat" : "chat-tcp");
-      const args = ["chat", `127.0.0.1:${port}`, "--name", "bob", "--wait", "2s"];
-      if (transport === "tcp") args.push("--tcp");
-      const running = runCli(args, { stdin: "hello\n/nick bobby\nsecond\n" });
-      assertMatch(await a.next(), / joined$/);
-      assertMatch(await a.next(), / is now bob$/);
+      const running = runCli(room.bob("2s"), { stdin: "hello\n/nick bobby\nsecond\n" });
+      if (transport === "udp") {
+        // The first datagram is "/nick bob": it joins under that name.
+        assertEquals(await a.next(), "* bob joined");
+      } else {
+        // A TCP member joins when it connects, then renames.
+        assertMatch(await a.next(), /^\* 127\.0\.0\.1:\d+ joined$/);
+        assertMatch(await a.next(), / is now bob$/);
+      }
       assertEquals(await a.next(), "[bob] hello");
       assertEquals(await a.next(), "* bob is now bobby");
       assertEquals(await a.next(), "[bobby] second");
@@ -48,6 +81,26 @@ Deno.test("chat with piped input sends each line, shows replies, then leaves", a
       assertEquals(lines.includes("* members: ana, bob"), true, result.stdout);
       // Piped output is raw: the bytes as they came.
       assertEquals(lines.includes("[ana] hi bob \x1b[31m"), true, result.stdout);
+    });
+  }
+});
+
+Deno.test("chat: a /leave line leaves the room and ends the client; later lines are not sent", async (t) => {
+  for (const transport of ["udp", "tcp"]) {
+    await t.step(transport, async () => {
+      await using room = await anasRoom(transport);
+      const { a } = room;
+      // With --wait 60s the client would be killed after runCli's 20 s: /leave ends it at once.
+      const result = await runCli(room.bob("60s"), { stdin: "before\n/leave\nafter\n" });
+      assertEquals(result.code, 0, result.stderr);
+      const heard: string[] = [];
+      for (let line = await a.nextBytes(500); line; line = await a.nextBytes(500)) {
+        heard.push(new TextDecoder().decode(line));
+      }
+      assertEquals(heard.includes("[bob] before"), true, heard.join("\n"));
+      assertEquals(heard.at(-1), "* bob left", heard.join("\n"));
+      assertEquals(heard.some((line) => line.includes("after")), false, heard.join("\n"));
+      assertEquals(heard.filter((line) => line.endsWith(" joined")).length, 1, heard.join("\n"));
     });
   }
 });
@@ -167,7 +220,7 @@ class Terminal implements AsyncDisposable {
   }
 }
 
-Deno.test("chat on a terminal shows messages while typing, escaped, and /quit leaves", async () => {
+Deno.test("chat on a terminal shows messages while typing, escaped, and /leave ends it", async () => {
   await using server = await startServer(chatListener());
   const port = server.port("chat");
   await using a = new UdpPeer(port);
@@ -177,8 +230,7 @@ Deno.test("chat on a terminal shows messages while typing, escaped, and /quit le
   await using terminal = new Terminal(
     switchboardShell(["chat", `127.0.0.1:${port}`, "--name", "pty"]),
   );
-  assertMatch(await a.next(10_000), / joined$/);
-  assertMatch(await a.next(), / is now pty$/);
+  assertEquals(await a.next(10_000), "* pty joined");
   await waitFor(() => terminal.screen.includes("* members: ana, pty"), 10_000);
   await terminal.type("hel"); // half a line typed when a message comes in
   await waitFor(() => terminal.screen.includes("hel"), 5000);
@@ -186,10 +238,11 @@ Deno.test("chat on a terminal shows messages while typing, escaped, and /quit le
   await waitFor(() => terminal.screen.includes("[ana] look \\x1b[2J here"), 5000);
   await terminal.type("lo\r");
   assertEquals(await a.next(), "[pty] hello");
-  await terminal.type("/quit\r");
+  await terminal.type("/leave\r");
   assertEquals(await a.next(), "* pty left");
   const status = await terminal.status();
   assertEquals(status.code, 0, terminal.screen);
+  await a.quiet(); // /leave was sent once, and nothing rejoined
   // The escape sequence from the network never reached the terminal raw.
   assertEquals(terminal.screen.includes("\x1b[2J"), false);
 });

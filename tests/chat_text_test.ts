@@ -213,6 +213,7 @@ Deno.test("chat options: defaults, and every bad value reported", async (t) => {
       memberRate: { count: 20, perMs: 1000 },
       memberBurst: 40,
       memberQueue: 262_144,
+      appendNewline: false,
     });
   });
   await t.step("explicit values", () => {
@@ -239,6 +240,7 @@ Deno.test("chat options: defaults, and every bad value reported", async (t) => {
       memberRate: { count: 600, perMs: 60_000 },
       memberBurst: 3,
       memberQueue: 1_048_576,
+      appendNewline: false,
     });
   });
   await t.step("bad values", () => {

@@ -180,8 +180,9 @@ Deno.test("chat: /leave removes the member; its next datagram joins again", asyn
   await using a = new UdpPeer(port);
   await using b = new UdpPeer(port);
   await a.send("");
-  await b.send("/nick bob");
+  await b.send("");
   assertEquals(await a.next(), `* ${b.address} joined`);
+  await b.send("/nick bob");
   assertEquals(await a.next(), `* ${b.address} is now bob`);
   await b.send("/leave");
   assertEquals(await a.next(), "* bob left");
@@ -190,6 +191,37 @@ Deno.test("chat: /leave removes the member; its next datagram joins again", asyn
   await b.send("back");
   assertEquals(await a.next(), `* ${b.address} joined`);
   assertEquals(await a.next(), `[${b.address}] back`);
+});
+
+Deno.test("chat: a first /nick NAME joins under NAME, with no rename line", async () => {
+  await using server = await startServer(chatListener());
+  const port = server.port("chat");
+  await using a = new UdpPeer(port);
+  await using b = new UdpPeer(port);
+  await a.send("/nick ana");
+  await b.send("/nick bob");
+  assertEquals(await a.next(), "* bob joined");
+  await b.send("hi");
+  assertEquals(await a.next(), "[bob] hi");
+  await b.send("/who");
+  assertEquals(await b.next(), "* members: ana, bob");
+  await a.quiet(); // no "* … is now bob"
+});
+
+Deno.test("chat: a first /nick with a taken or bad name joins under the address and is told why", async () => {
+  await using server = await startServer(chatListener());
+  const port = server.port("chat");
+  await using a = new UdpPeer(port);
+  await using b = new UdpPeer(port);
+  await using c = new UdpPeer(port);
+  await a.send("/nick ana");
+  await b.send("/nick ANA");
+  assertEquals(await a.next(), `* ${b.address} joined`);
+  assertEquals(await b.next(), "error: name taken");
+  await c.send("/nick c:3");
+  assertEquals(await a.next(), `* ${c.address} joined`);
+  assertMatch(await c.next(), /^error: invalid name: /);
+  await a.quiet();
 });
 
 Deno.test("chat: a /leave from a stranger does not join it", async () => {
@@ -399,4 +431,40 @@ Deno.test("chat: IPv4-mapped and IPv6 members are named by their plain address",
   assertEquals(await v4.next(), `[[::1]:${v6.port}] hi`);
   await v4.send("hello");
   assertEquals(await v6.next(), `[127.0.0.1:${v4.port}] hello`);
+});
+
+Deno.test("chat append_newline ends each datagram of that listener with a newline", async () => {
+  // Two UDP doors into one room: only the one with append_newline adds "\n".
+  await using server = await startServer(
+    chatListener({ room: "lobby", append_newline: true }, "nl") +
+      chatListener({ room: "lobby" }, "plain"),
+  );
+  await using a = new UdpPeer(server.port("nl"));
+  await using b = new UdpPeer(server.port("plain"));
+  await a.send("/nick ana");
+  await b.send("/nick bob");
+  assertEquals(await a.next(), "* bob joined\n");
+  await b.send("hi\n");
+  assertEquals(await a.next(), "[bob] hi\n");
+  await a.send("hello");
+  assertEquals(await b.next(), "[ana] hello");
+  await a.send("/who");
+  assertEquals(await a.next(), "* members: ana, bob\n");
+  await a.send("/nick bob");
+  assertEquals(await a.next(), "error: name taken\n");
+  await b.quiet();
+});
+
+Deno.test("chat append_newline is refused on a tcp listener", async () => {
+  const { parseConfig, ConfigError } = await import("../lib/config.ts");
+  const { SERVICES } = await import("../handlers/mod.ts");
+  try {
+    parseConfig(chatListener({ transport: "tcp", append_newline: true }), "t.toml", {
+      services: SERVICES,
+    });
+    throw new Error("accepted");
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    assertMatch(error.problems[0]!.message, /^has no effect on a tcp listener/);
+  }
 });

@@ -128,3 +128,27 @@ Deno.test("cmd client: help exits 0, usage errors exit 64", async () => {
   const badTimeout = await runCli(["cmd", "--timeout", "soon", "127.0.0.1", "true"]);
   assert.equal(badTimeout.code, 64);
 });
+
+Deno.test("cmd --cwd: kept inside a listener's workdir; without one, any directory", async () => {
+  const workdir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    await using server = await startServer(
+      cmdConfig() + cmdConfig(`workdir = "${workdir}"`).replace('name = "cmd"', 'name = "jailed"'),
+    );
+    const free = `127.0.0.1:${server.port("cmd")}`;
+    const jailed = `127.0.0.1:${server.port("jailed")}`;
+    const anywhere = await runCli(["cmd", free, "--cwd", "/", "--", "pwd"], { env: ENV });
+    assert.equal(anywhere.code, 0, anywhere.stderr);
+    assert.equal(anywhere.stdout, "/\n");
+    const inside = await runCli(["cmd", jailed, "--", "pwd"], { env: ENV });
+    assert.equal(inside.stdout, `${workdir}\n`);
+    const outside = await runCli(["cmd", jailed, "--cwd", "/", "--", "pwd"], { env: ENV });
+    assert.equal(outside.code, 255);
+    assert.equal(
+      outside.stderr,
+      'switchboard cmd: forbidden: "cwd" must be inside this listener\'s workdir\n',
+    );
+  } finally {
+    await Deno.remove(workdir, { recursive: true });
+  }
+});

@@ -30,7 +30,7 @@ function problems(text: string): string[] {
   throw new Error("Expected a ConfigError");
 }
 
-Deno.test("a minimal listener gets DESIGN.md's defaults", () => {
+Deno.test("a minimal listener gets the documented defaults", () => {
   const config = parse('[[listener]]\nservice = "echo"\nlisten = "127.0.0.1:7007"\n');
   assert.deepEqual(config.daemon, {
     logLevel: "info",
@@ -272,6 +272,29 @@ listen = "127.0.0.1:17003"
   assert.ok(!found.some((line) => line.includes('duplicate name ""')), found.join("\n"));
 });
 
+Deno.test("a duplicate name is found on a listener whose service is unknown", () => {
+  const found = problems(`[[listener]]
+name = "a"
+service = "echo"
+listen = "127.0.0.1:17100"
+
+[[listener]]
+name = "a"
+service = "ecko"
+listen = "127.0.0.1:17101"
+
+[[listener]]
+name = "a"
+service = "echo"
+listen = "nowhere"
+`);
+  assert.equal(found.length, 4, found.join("\n"));
+  assert.match(found[0]!, /:7: listener\[1\]\.name: duplicate name "a" \(also used at line 1\)/);
+  assert.match(found[1]!, /:8: listener\[1\]\.service: unknown value "ecko"/);
+  assert.match(found[2]!, /:12: listener\[2\]\.name: duplicate name "a" \(also used at line 1\)/);
+  assert.match(found[3]!, /:14: listener\[2\]\.listen: Cannot parse address/);
+});
+
 Deno.test("disabled listeners do not claim their address", () => {
   const config = parse(`
 [[listener]]
@@ -341,7 +364,7 @@ Deno.test("the embedded default adds file on ./files and cmd with SWITCHBOARD_TO
   }
 });
 
-Deno.test("the config is searched in DESIGN.md's order", async () => {
+Deno.test("the config is searched in the documented order", async () => {
   const cwd = await Deno.makeTempDir();
   try {
     const none = (): undefined => undefined;

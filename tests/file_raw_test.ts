@@ -7,7 +7,7 @@ async function rawGet(port: number, request: string): Promise<string> {
   return new TextDecoder().decode(await readToEnd(conn, 5000));
 }
 
-Deno.test('file protocol = "raw" sends the named file and closes, as the course server did', async (t) => {
+Deno.test('file protocol = "raw" sends the named file and closes, as a plain downloader expects', async (t) => {
   await using tree = await makeTree({
     "a.txt": "hello\n",
     "sub/b.txt": "bee",

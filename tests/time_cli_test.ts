@@ -86,7 +86,7 @@ Deno.test("time client decodes an rfc868 listener with --rfc868", async () => {
   assert.equal(wrong.code, 1);
   assert.match(
     wrong.stderr,
-    /^switchboard time: expected the 4 bytes of an rfc868 listener, got 19 bytes/,
+    /^switchboard time: expected the 4 bytes of an rfc868 listener, got 19 bytes .*: the listener is in another mode; try without --rfc868\n$/,
   );
 });
 
@@ -118,7 +118,11 @@ Deno.test("time client: no answer is exit 1 with one line, after retries", async
   );
   const tcp = await runCli(["time", "--tcp", "--timeout", "500ms", `127.0.0.1:${port}`]);
   assert.equal(tcp.code, 1);
-  assert.match(tcp.stderr, /^switchboard time: ConnectionRefused: [^\n]*\n$/);
+  assert.equal(
+    tcp.stderr,
+    `switchboard time: cannot connect to 127.0.0.1:${port}: connection refused ` +
+      "(time services listen on UDP unless configured for TCP: try without --tcp)\n",
+  );
 });
 
 Deno.test("time client: a silent TCP server is a timeout, exit 1", async () => {

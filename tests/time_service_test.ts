@@ -296,6 +296,46 @@ Deno.test("time config: bad zones, formats and modes are config errors", async (
   });
 });
 
+Deno.test("time append_newline ends each UDP reply with a newline, errors too", async () => {
+  const toml = listenerToml({
+    name: "nl",
+    service: "time",
+    listen: "127.0.0.1:0",
+    timezone: "UTC",
+    append_newline: true,
+  });
+  await using server = await startServer(toml, {
+    services: [createTimeService({ now: () => T0 })],
+  });
+  const port = server.port("nl");
+  assert.equal(await ask(port, "%Y\n"), "2026\n");
+  assert.equal(await ask(port, "%Y"), "2026\n", "the same reply again, from the cache");
+  assert.equal(await ask(port, ""), "2026-11-22 10:30:00\n");
+  assert.equal(await ask(port, "%Q"), 'error: unknown directive "%Q"\n');
+  // With its newline a reply still fits the 1 KiB cap.
+  const long = await ask(port, "%c".repeat(42) + "x".repeat(16));
+  assert.match(long, /^error: reply would be 1024 bytes, over the 1023-byte limit\n$/);
+});
+
+Deno.test("time append_newline is refused on TCP and in rfc868 mode", () => {
+  const base = { service: "time", listen: "127.0.0.1:0", append_newline: true };
+  assert.deepEqual(problems(listenerToml(base)), []);
+  assert.match(
+    problems(listenerToml({ ...base, transport: "tcp" }))[0]!,
+    /^listener\[0\]\.append_newline: has no effect on a tcp listener/,
+  );
+  assert.match(
+    problems(listenerToml({ ...base, mode: "rfc868" }))[0]!,
+    /^listener\[0\]\.append_newline: cannot be used with mode = "rfc868"/,
+  );
+  assert.deepEqual(
+    problems(listenerToml({ ...base, mode: "daytime" })),
+    [],
+    "CRLF ends it already",
+  );
+  assert.deepEqual(problems(listenerToml({ ...base, append_newline: false, mode: "rfc868" })), []);
+});
+
 Deno.test("time config: defaults are the system zone, format mode and the usual format", () => {
   const config = parseConfig(listenerToml({ service: "time", listen: "127.0.0.1:0" }), "t.toml", {
     services: [createTimeService()],

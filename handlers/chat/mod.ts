@@ -38,6 +38,8 @@ export interface ChatOptions {
   memberBurst: number;
   /** TCP: bytes queued for a member before it is dropped as too slow. */
   memberQueue: number;
+  /** UDP: end every datagram sent with `\n` (for people using `nc -u`). */
+  appendNewline: boolean;
 }
 
 /** The largest `max_message`: `[name] ` plus the message must fit one UDP datagram. */
@@ -130,6 +132,12 @@ export const chatService: Service = defineService<ChatOptions>({
     if (transport === "udp" && reader.has("member_queue")) {
       reader.problem("member_queue", "has no effect on a udp listener");
     }
+    if (transport === "tcp" && reader.boolean("append_newline", false)) {
+      reader.problem(
+        "append_newline",
+        "has no effect on a tcp listener (every line ends with \\n)",
+      );
+    }
     return {
       room,
       bus,
@@ -147,6 +155,7 @@ export const chatService: Service = defineService<ChatOptions>({
         min: 4096,
         max: 64 * 1024 * 1024,
       }),
+      appendNewline: reader.boolean("append_newline", false),
     };
   },
   describe(options) {
@@ -160,6 +169,7 @@ export const chatService: Service = defineService<ChatOptions>({
       `member_rate=${formatRate(options.memberRate)}`,
       `member_burst=${options.memberBurst}`,
     );
+    if (options.appendNewline) parts.push("append_newline");
     return parts.join(" ");
   },
   open(options, context) {
@@ -181,7 +191,12 @@ export const chatService: Service = defineService<ChatOptions>({
     // A reload keeps the socket and opens a new instance before closing the
     // old one: the socket's members carry over, with the new limits.
     const socketKey = formatHostPort(context.addr.hostname, context.addr.port);
-    const settings = { send: context.send, limits, maxMembers: options.maxMembers };
+    const settings = {
+      send: context.send,
+      limits,
+      maxMembers: options.maxMembers,
+      appendNewline: options.appendNewline,
+    };
     let slot = entry.ports.get(socketKey);
     if (slot === undefined) {
       const port = new ChatDatagramPort({ room: entry.room, log: context.log, ...settings });

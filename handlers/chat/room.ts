@@ -6,8 +6,8 @@
  * a UDP address or a TCP connection.
  *
  * Each relayed message is framed once per framing (one byte array for all
- * datagram members, one for all line members) and the same bytes go to
- * every member. Message bodies are bytes and are never decoded.
+ * datagram members, one for those whose datagrams end with a newline, one
+ * for all line members) and the same bytes go to every member. Message bodies are bytes and are never decoded.
  *
  * A room shared with other daemons over a bus gets a {@linkcode RoomObserver}
  * (told of every local join, leave, rename and message, to pass them on) and
@@ -33,8 +33,12 @@ import type { Logger } from "../../lib/log.ts";
 import { TokenBucket } from "../../lib/token_bucket.ts";
 import { formatDuration, type Rate } from "../../lib/units.ts";
 
-/** How a member receives lines: one datagram each, or `\n`-terminated on a stream. */
-export type Framing = "datagram" | "line";
+/**
+ * How a member receives lines: one datagram each (`datagram-newline`: each
+ * ending with `\n`, a listener's `append_newline`), or `\n`-terminated on a
+ * stream.
+ */
+export type Framing = "datagram" | "datagram-newline" | "line";
 
 /**
  * Why a member stopped being one. `left`: `/leave`, its connection closed or
@@ -45,7 +49,7 @@ export type LeaveReason = "left" | "timeout" | "too slow" | "closed";
 
 /** Where a member's lines go: implemented by the UDP and TCP transports. */
 export interface MemberSink {
-  /** How this member receives lines. */
+  /** How this member receives lines (read on each send: a reload may change it). */
   readonly framing: Framing;
   /**
    * Sends one framed line. The bytes are shared with other members and must
@@ -112,6 +116,11 @@ export interface OtherMembers {
 export interface JoinOptions {
   /** The default name (`ip:port`); `#2`, `#3`… is added if it is taken. */
   name: string;
+  /**
+   * The name a first `/nick NAME` asked for: joined under when it is valid
+   * and free (no rename line follows), else the default is used.
+   */
+  nick?: string;
   /** The member's limits. */
   limits: MemberLimits;
   /** The room may hold at most this many members for this join to succeed. */
@@ -154,7 +163,6 @@ class Member implements ChatMember {
   folded: string;
   prefix: Uint8Array;
   readonly sink: MemberSink;
-  readonly datagram: boolean;
   limits: MemberLimits;
   readonly bucket: TokenBucket;
   expiresAt: number;
@@ -178,7 +186,6 @@ class Member implements ChatMember {
     this.folded = folded;
     this.prefix = encodePrefix(name);
     this.sink = sink;
-    this.datagram = sink.framing === "datagram";
     this.limits = limits;
     this.bucket = new TokenBucket({ rate: limits.rate, burst: limits.burst, now });
     this.expiresAt = now + limits.ttlMs;
@@ -362,8 +369,13 @@ export class ChatRoom {
       return undefined;
     }
     const now = this.#now();
+    const nick = options.nick;
     let name = options.name;
     let folded = foldName(name);
+    if (nick !== undefined && checkName(nick) === undefined && !this.#taken(foldName(nick))) {
+      name = nick;
+      folded = foldName(nick);
+    }
     for (let n = 2; this.#taken(folded); n++) {
       name = `${options.name}#${n}`;
       folded = foldName(name);
@@ -452,7 +464,7 @@ export class ChatRoom {
         this.#observer?.message(m, command.body);
         return this.#fanOut(m, m.prefix, command.body, now);
       case "who": {
-        const cap = m.datagram ? WHO_DATAGRAM_CAP : Infinity;
+        const cap = m.sink.framing === "line" ? Infinity : WHO_DATAGRAM_CAP;
         return this.#reply(m, formatMembers(this.names, cap));
       }
       case "leave":
@@ -573,7 +585,7 @@ export class ChatRoom {
   }
 
   #reply(m: Member, text: string): Promise<unknown> | undefined {
-    const bytes = encoder.encode(m.datagram ? text : text + "\n");
+    const bytes = encoder.encode(m.sink.framing === "datagram" ? text : text + "\n");
     return m.sink.deliver(bytes);
   }
 
@@ -588,6 +600,7 @@ export class ChatRoom {
     now: number,
   ): Promise<unknown> | undefined {
     let datagram: Uint8Array | undefined;
+    let datagramNewline: Uint8Array | undefined;
     let line: Uint8Array | undefined;
     // The caller waits for the last send only: when a socket's buffer is
     // full every later send waits too, so this is enough to keep sends from
@@ -601,9 +614,14 @@ export class ChatRoom {
         (expired ??= []).push(member);
         continue;
       }
-      const sent = member.datagram
-        ? member.sink.deliver(datagram ??= frameDatagram(prefix, body))
-        : member.sink.deliver(line ??= frameLine(prefix, body));
+      const framing = member.sink.framing;
+      const sent = member.sink.deliver(
+        framing === "datagram"
+          ? datagram ??= frameDatagram(prefix, body)
+          : framing === "line"
+          ? line ??= frameLine(prefix, body)
+          : datagramNewline ??= frameDatagram(prefix, body, true),
+      );
       if (sent !== undefined) last = sent;
     }
     if (expired) { for (const member of expired) this.#remove(member, "timeout"); }

@@ -148,15 +148,22 @@ export function encodePrefix(name: string): Uint8Array {
 }
 
 /**
- * Frames a relayed message as one datagram: `[name] text`, no newline.
+ * Frames a relayed message as one datagram: `[name] text`, with no newline
+ * unless asked for (`append_newline`, for people reading with `nc -u`).
  * @param prefix the sender's encoded `[name] `
  * @param body the message bytes, untouched
+ * @param newline whether to end the datagram with `\n` @default {false}
  * @returns a fresh array holding both
  */
-export function frameDatagram(prefix: Uint8Array, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(prefix.length + body.length);
+export function frameDatagram(
+  prefix: Uint8Array,
+  body: Uint8Array,
+  newline: boolean = false,
+): Uint8Array {
+  const out = new Uint8Array(prefix.length + body.length + (newline ? 1 : 0));
   out.set(prefix);
   out.set(body, prefix.length);
+  if (newline) out[out.length - 1] = LF;
   return out;
 }
 

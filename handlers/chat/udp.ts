@@ -1,14 +1,23 @@
 /**
  * The datagram side of the chat relay: one {@linkcode ChatDatagramPort} per
  * UDP socket in a room. It maps source addresses to members (the first
- * datagram from an unknown address joins it), strips one trailing newline,
- * and sends the room's lines to members from the listener's socket.
+ * datagram from an unknown address joins it — under NAME when it is
+ * `/nick NAME` — and is then handled like any other), strips one trailing
+ * newline, and sends the room's lines to members from the listener's socket
+ * (each ending with `\n` when the listener has `append_newline`).
  *
  * @module
  */
 
 import { formatHostPort, normalizeHost } from "../../lib/address.ts";
-import type { ChatMember, ChatRoom, LeaveReason, MemberLimits, MemberSink } from "./room.ts";
+import type {
+  ChatMember,
+  ChatRoom,
+  Framing,
+  LeaveReason,
+  MemberLimits,
+  MemberSink,
+} from "./room.ts";
 import { parseCommand, stripNewline } from "./text.ts";
 import type { Logger } from "../../lib/log.ts";
 import { LogThrottle } from "../../lib/log_throttle.ts";
@@ -27,11 +36,14 @@ export interface ChatDatagramPortOptions {
   limits: MemberLimits;
   /** The room cap for newcomers through this socket. */
   maxMembers: number;
+  /** End every datagram sent with `\n` (`append_newline`, for `nc -u` users). */
+  appendNewline: boolean;
   /** For send failures. */
   log: Logger;
 }
 
 const ROOM_FULL = new TextEncoder().encode("error: room full");
+const ROOM_FULL_LINE = new TextEncoder().encode("error: room full\n");
 
 /**
  * A member's name before `/nick`: its address, IPv4-mapped IPv6 unmapped.
@@ -43,7 +55,6 @@ export function addressName(from: Deno.NetAddr): string {
 }
 
 class DatagramSink implements MemberSink {
-  readonly framing = "datagram" as const;
   readonly #port: ChatDatagramPort;
   readonly #to: Deno.NetAddr;
   readonly #key: string;
@@ -52,6 +63,10 @@ class DatagramSink implements MemberSink {
     this.#port = port;
     this.#to = to;
     this.#key = key;
+  }
+
+  get framing(): Framing {
+    return this.#port.appendNewline ? "datagram-newline" : "datagram";
   }
 
   deliver(bytes: Uint8Array): Promise<void> {
@@ -69,6 +84,7 @@ export class ChatDatagramPort {
   #send: DatagramSend;
   #limits: MemberLimits;
   #maxMembers: number;
+  #appendNewline: boolean;
   #log: Logger;
   #members = new Map<string, ChatMember>();
   #sendFailures = new LogThrottle(10_000);
@@ -86,7 +102,13 @@ export class ChatDatagramPort {
     this.#send = options.send;
     this.#limits = options.limits;
     this.#maxMembers = options.maxMembers;
+    this.#appendNewline = options.appendNewline;
     this.#log = options.log;
+  }
+
+  /** Whether datagrams sent through this socket end with `\n`. */
+  get appendNewline(): boolean {
+    return this.#appendNewline;
   }
 
   /** How many members talk through this socket. */
@@ -99,10 +121,13 @@ export class ChatDatagramPort {
    * already there.
    * @param options the new send function, limits and cap
    */
-  reconfigure(options: Pick<ChatDatagramPortOptions, "send" | "limits" | "maxMembers">): void {
+  reconfigure(
+    options: Pick<ChatDatagramPortOptions, "send" | "limits" | "maxMembers" | "appendNewline">,
+  ): void {
     this.#send = options.send;
     this.#limits = options.limits;
     this.#maxMembers = options.maxMembers;
+    this.#appendNewline = options.appendNewline;
     for (const member of this.#members.values()) this.#room.setLimits(member, options.limits);
   }
 
@@ -118,20 +143,23 @@ export class ChatDatagramPort {
     if (member !== undefined && !this.#room.alive(member)) member = undefined;
     const body = stripNewline(data);
     if (member === undefined) {
+      const command = body.length > 0 && body[0] === 0x2f ? parseCommand(body) : undefined;
       // A /leave from someone who is not a member asks for nothing.
-      if (body.length > 0 && body[0] === 0x2f && parseCommand(body).kind === "leave") {
-        return undefined;
-      }
+      if (command?.kind === "leave") return undefined;
       member = this.#room.join(new DatagramSink(this, from, key), {
         name: addressName(from),
+        nick: command?.kind === "nick" ? command.name : undefined,
         limits: this.#limits,
         maxMembers: this.#maxMembers,
       });
       if (member === undefined) {
-        return this.#room.mayRefuse() ? this.sendTo(ROOM_FULL, from) : undefined;
+        if (!this.#room.mayRefuse()) return undefined;
+        return this.sendTo(this.#appendNewline ? ROOM_FULL_LINE : ROOM_FULL, from);
       }
       this.#members.set(key, member);
     }
+    // A first "/nick NAME" that joined under NAME renames to the same name:
+    // nothing is announced, but it counts against the rate as any command.
     return this.#room.receive(member, body);
   }
 

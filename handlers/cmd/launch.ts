@@ -16,7 +16,7 @@ import { ProcessGroup } from "../../lib/process_group.ts";
 import { checkProgram, type ProgramProblem } from "../../lib/program_check.ts";
 /** Idle pre-started leaders per listener (at most max_concurrent). */
 export const POOL_SIZE = 8;
-/** The largest stdout/stderr frame body (DESIGN.md: at most 64 KiB). */
+/** The largest stdout/stderr frame body (docs/protocol.md: at most 64 KiB). */
 export const OUTPUT_CHUNK = 65536;
 
 /** Per-listener state of an opened cmd service. */

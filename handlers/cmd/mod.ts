@@ -1,5 +1,5 @@
 /**
- * The remote command service (DESIGN.md "cmd protocol"): an `exec` request
+ * The remote command service (docs/protocol.md "cmd (framed)"): an `exec` request
  * runs a command in a process group of its own, with a clean environment;
  * stdin comes as the body or as streamed `stdin`/`eof` frames, and stdout and
  * stderr go back as frames while it runs (back-pressure both ways), then one

@@ -18,7 +18,7 @@ import { formatSize } from "../../lib/units.ts";
 
 /** The settings of one `cmd` listener. */
 export interface CmdOptions extends CommandOptions {
-  /** `framed` (DESIGN.md's header codec) or `line` (one shell line per line, for nc). */
+  /** `framed` (the header codec of docs/protocol.md) or `line` (one shell line per line, for nc). */
   protocol: "framed" | "line";
   /** The shared secret every request carries; undefined only with `auth = "none"`. */
   token?: string;

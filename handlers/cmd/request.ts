@@ -1,5 +1,5 @@
 /**
- * Checking a `cmd` exec request against DESIGN.md and the listener's rules:
+ * Checking a `cmd` exec request against docs/protocol.md and the listener's rules:
  * exactly one of `cmd` / `argv`, well-typed fields, stdin within
  * `max_stdin`, the command allowed, `cwd` inside `workdir`. Every refusal is
  * a {@linkcode RequestError}; nothing has run yet when one is thrown.

@@ -1,6 +1,6 @@
 /**
  * The file service: download, upload and list files under a served root,
- * over the header codec (DESIGN.md "file protocol"), or with the course's
+ * over the header codec (docs/protocol.md "file (framed)"), or with the
  * raw protocol (`protocol = "raw"`: a name in, the bytes out). See
  * docs/file.md for the keys, the path rules and the security notes.
  *
@@ -30,7 +30,7 @@ import { formatSize } from "../../lib/units.ts";
 export interface FileOptions {
   /** The served directory (absolute, existed at config time). */
   root: string;
-  /** `framed` (DESIGN.md) or `raw` (a name in, the bytes out). */
+  /** `framed` (docs/protocol.md) or `raw` (a name in, the bytes out). */
   protocol: "framed" | "raw";
   /** Whether `put` is allowed. */
   allowUpload: boolean;

@@ -1,6 +1,6 @@
 /**
- * The operations of the `file` service's framed protocol (DESIGN.md "file
- * protocol"): `get`, `put`, `list` and `stat`, each logged at info with
+ * The operations of the `file` service's framed protocol (docs/protocol.md
+ * "file (framed)"): `get`, `put`, `list` and `stat`, each logged at info with
  * peer, op, path, bytes and outcome.
  *
  * @module

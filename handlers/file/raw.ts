@@ -1,7 +1,7 @@
 /**
  * The `file` service's seed-compatible raw protocol (`protocol = "raw"`):
  * the client sends a file name (one trailing `\n` or `\r\n` stripped), the
- * server sends the file's bytes and closes, as the course's downloader did:
+ * server sends the file's bytes and closes, as simple downloaders expect:
  * `echo name | nc host 7021 > out`. Same containment as the framed
  * protocol; any refusal simply closes the connection without data (the
  * reason is logged).
@@ -23,7 +23,7 @@ import { MAX_PATH_BYTES, type PathRules, type ServedRoot, splitRequestPath } fro
 import type { Connection, ConnectionContext } from "../../lib/service.ts";
 import { StallWatch } from "./stall_watch.ts";
 
-// A client that sends a name without a newline (as the course's client did)
+// A client that sends a name without a newline (as some simple clients do)
 // is answered once it has been quiet this long.
 const QUIET_MS = 500;
 const decoder = new TextDecoder("utf-8", { fatal: true });

@@ -4,7 +4,8 @@
  * `error: <why>` (UDP: one datagram in, one out; TCP: one line in, one line
  * out, the connection stays open). `daytime` (RFC 867) sends one ASCII line
  * and `rfc868` (RFC 868) four bytes: on UDP in answer to any datagram, on TCP
- * at connect, then the connection closes.
+ * at connect, then the connection closes. `append_newline` ends each UDP
+ * reply of a format listener with `\n`, for people reading with `nc -u`.
  *
  * @module
  */
@@ -36,8 +37,10 @@ export interface TimeOptions {
   timezone: string;
   /** The format an empty request gets. */
   defaultFormat: string;
-  /** The largest reply in bytes (on TCP one less, leaving room for the `\n`). */
+  /** The largest reply in bytes (one less with a `\n` to add: on TCP, or `append_newline`). */
   maxReply: number;
+  /** UDP: end each reply with `\n` (format mode; a daytime line ends with CRLF already). */
+  appendNewline: boolean;
 }
 
 /** Test seams of {@linkcode createTimeService}. */
@@ -126,9 +129,28 @@ function fixedReply(options: TimeOptions, clock: ZonedClock, now: () => number):
   };
 }
 
-function maxReplyFor(transport: Transport): number {
+function maxReplyFor(transport: Transport, appendNewline: boolean): number {
   // A TCP reply is a line: with its "\n" it stays within the limit too.
-  return transport === "tcp" ? MAX_REPLY_BYTES - 1 : MAX_REPLY_BYTES;
+  return transport === "tcp" || appendNewline ? MAX_REPLY_BYTES - 1 : MAX_REPLY_BYTES;
+}
+
+/**
+ * Appends `\n` to replies, making each distinct reply array once: the
+ * replier hands out the same bytes for a format all through a second, so
+ * the copy is made once a second per format, not once per request.
+ */
+function newlineAppender(): (reply: Uint8Array) => Uint8Array {
+  const lines = new WeakMap<Uint8Array, Uint8Array>();
+  return (reply) => {
+    let line = lines.get(reply);
+    if (line === undefined) {
+      line = new Uint8Array(reply.length + 1);
+      line.set(reply);
+      line[reply.length] = 10;
+      lines.set(reply, line);
+    }
+    return line;
+  };
 }
 
 /**
@@ -157,13 +179,25 @@ export function createTimeService(seams: TimeServiceOptions = {}): Service {
           reader.problem("timezone", (error as Error).message);
         }
       }
-      const maxReply = maxReplyFor(transport);
+      const appendNewline = reader.boolean("append_newline", false);
+      if (appendNewline) {
+        if (transport === "tcp") {
+          reader.problem("append_newline", "has no effect on a tcp listener (a reply is a line)");
+        } else if (mode === "rfc868") {
+          reader.problem(
+            "append_newline",
+            'cannot be used with mode = "rfc868": its reply is 4 binary bytes',
+          );
+        }
+        // A daytime line already ends with CRLF: nothing to add.
+      }
+      const maxReply = maxReplyFor(transport, appendNewline && mode === "format");
       const defaultFormat = reader.string("default_format", { default: DEFAULT_TIME_FORMAT });
       if (reader.has("default_format")) {
         const problem = checkDefaultFormat(defaultFormat, maxReply);
         if (problem) reader.problem("default_format", problem);
       }
-      return { mode, timezone, defaultFormat, maxReply };
+      return { mode, timezone, defaultFormat, maxReply, appendNewline };
     },
     describe(options) {
       const parts = [`mode=${options.mode}`];
@@ -172,6 +206,7 @@ export function createTimeService(seams: TimeServiceOptions = {}): Service {
       if (options.mode === "format" && options.defaultFormat !== DEFAULT_TIME_FORMAT) {
         parts.push(`default_format=${JSON.stringify(options.defaultFormat)}`);
       }
+      if (options.appendNewline) parts.push("append_newline");
       return parts.join(" ");
     },
     open(options, listener) {
@@ -202,8 +237,11 @@ export function createTimeService(seams: TimeServiceOptions = {}): Service {
         now,
         maxReply: options.maxReply,
       });
+      const line = options.appendNewline ? newlineAppender() : undefined;
       return {
-        datagram: (data, from) => listener.send(replier.reply(stripLineEnd(data)), from),
+        datagram: line
+          ? (data, from) => listener.send(line(replier.reply(stripLineEnd(data))), from)
+          : (data, from) => listener.send(replier.reply(stripLineEnd(data)), from),
         stream: (conn, context) => serveTimeLines(conn, context, replier),
       };
     },
