@@ -5,7 +5,7 @@ import { captureLog } from "./_helpers.ts";
 const encoder = new TextEncoder();
 
 function logged(lines: string[]): string[] {
-  return lines.map((line) => / INFO  stderr: (.*)$/.exec(line)?.[1] ?? `?${line}`);
+  return lines.map((line) => / INFO {2}stderr: (.*)$/.exec(line)?.[1] ?? `?${line}`);
 }
 
 Deno.test("stderr lines are logged whole at any split, CRLF trimmed, long ones in pieces", async (t) => {

@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { listenerToml, readBytes, spawnDaemon, tempConfig, udpReceive } from "./_helpers.ts";
+import { listenerToml, readBytes, spawnDaemon, tempConfig } from "./_helpers.ts";
 import { fdCount, reaches, rssKiB, scaled, settle, steady, within } from "./_hostile.ts";
 
 const encoder = new TextEncoder();

@@ -151,7 +151,7 @@ Deno.test("a target that refuses closes the client at once and is logged", async
   assert.match(await lastLine(server), / in=0 out=0 outcome="target refused" target=/);
   assert.ok(
     server.lines.some((l) =>
-      /WARN  Cannot reach target 127\.0\.0\.1:\d+: ConnectionRefused/.test(l)
+      /WARN {2}Cannot reach target 127\.0\.0\.1:\d+: ConnectionRefused/.test(l)
     ),
     server.lines.join("\n"),
   );
