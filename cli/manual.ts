@@ -41,6 +41,10 @@ const SERVICE_SUMMARIES: Readonly<Record<string, string>> = {
   cmd: "runs a command, streams its output, returns its exit status",
   time: "the current time in the format the client asks for (also RFC 867, RFC 868)",
   file: "download, upload and list files under a served root",
+  discard: "reads and drops whatever it receives (RFC 863)",
+  chargen: "a stream of lines of printable characters (RFC 864; UDP only with allow_udp)",
+  exec: "runs a program per connection, the socket as its stdin and stdout (inetd's job)",
+  redirect: "relays each connection to a target host and port (xinetd redirect, rinetd)",
 };
 
 /**

@@ -6,10 +6,12 @@
 #
 # Without --prefix:  /usr/local/bin/switchboard, /etc/switchboard/switchboard.toml,
 #                    /etc/systemd/system/switchboard.{service,socket},
-#                    /usr/local/share/man/man1/switchboard.1
+#                    /usr/local/share/man/man1/switchboard.1,
+#                    /usr/local/share/bash-completion/completions/switchboard
 # With --prefix DIR: DIR/bin/switchboard, DIR/etc/switchboard/switchboard.toml,
 #                    DIR/lib/systemd/system/switchboard.{service,socket},
-#                    DIR/share/man/man1/switchboard.1 — and nothing outside DIR.
+#                    DIR/share/man/man1/switchboard.1,
+#                    DIR/share/bash-completion/completions/switchboard — and nothing outside DIR.
 # The units are written with the paths they were installed to.
 #
 # dist/switchboard is built first (deno task build, offline) when it is missing.
@@ -48,7 +50,7 @@ while [ $# -gt 0 ]; do
       shift
       ;;
     -h | --help)
-      sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -69,11 +71,13 @@ if [ -n "$prefix" ]; then
   confdir=$prefix/etc/switchboard
   unitdir=$prefix/lib/systemd/system
   mandir=$prefix/share/man/man1
+  completiondir=$prefix/share/bash-completion/completions
 else
   bindir=/usr/local/bin
   confdir=/etc/switchboard
   unitdir=/etc/systemd/system
   mandir=/usr/local/share/man/man1
+  completiondir=/usr/local/share/bash-completion/completions
 fi
 
 say() {
@@ -108,6 +112,7 @@ if [ "$uninstall" -eq 1 ]; then
   do_remove "$bindir/switchboard"
   for unit in $units; do do_remove "$unitdir/$unit"; done
   do_remove "$mandir/switchboard.1"
+  do_remove "$completiondir/switchboard"
   if [ -f "$confdir/switchboard.toml" ]; then
     echo "kept $confdir/switchboard.toml (your config)"
   fi
@@ -159,6 +164,9 @@ done
 
 if [ -f "$repo/docs/switchboard.1" ]; then
   do_install 0644 "$repo/docs/switchboard.1" "$mandir/switchboard.1"
+fi
+if [ -f "$repo/deploy/switchboard.bash" ]; then
+  do_install 0644 "$repo/deploy/switchboard.bash" "$completiondir/switchboard"
 fi
 
 if [ "$dry_run" -eq 0 ]; then

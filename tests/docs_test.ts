@@ -104,7 +104,9 @@ Deno.test("every link in the README and docs leads to a file (and heading) in th
 
 Deno.test("the README's exit code table is the one the man page is made from", async () => {
   const readme = await Deno.readTextFile(join(ROOT, "README.md"));
-  const section = readme.slice(readme.indexOf("## Exit codes"));
+  const start = readme.indexOf("## Exit codes");
+  const end = readme.indexOf("\n## ", start + 1);
+  const section = readme.slice(start, end === -1 ? undefined : end);
   const rows = section.split("\n").filter((line) => /^\| (?!code|-)/.test(line)).map((line) =>
     line.slice(1, -1).split(/(?<!\\)\|/).map((cell) => cell.trim().replaceAll("\\|", "|"))
   );

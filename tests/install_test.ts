@@ -39,7 +39,7 @@ function exists(path: string): boolean {
   }
 }
 
-Deno.test("install.sh lays out the executable, config, units and man page under --prefix", async () => {
+Deno.test("install.sh lays out the executable, config, units, man page and completion under --prefix", async () => {
   const base = await Deno.makeTempDir({ prefix: "sb-install-" });
   const prefix = join(base, "root");
   const systemWide = exists("/usr/local/bin/switchboard");
@@ -59,7 +59,8 @@ Deno.test("install.sh lays out the executable, config, units and man page under 
       ...exists(join(ROOT, "deploy", "switchboard.socket"))
         ? ["lib/systemd/system/switchboard.socket"]
         : [],
-      ...exists(join(ROOT, "docs", "switchboard.1")) ? ["share/man/man1/switchboard.1"] : [],
+      "share/man/man1/switchboard.1",
+      "share/bash-completion/completions/switchboard",
     ].sort();
     assert.deepEqual(filesUnder(prefix), expected);
     assert.equal(exists("/usr/local/bin/switchboard"), systemWide, "installed outside the prefix");
