@@ -22,6 +22,7 @@ const EXPECTED = [
   "signal listeners are called and removed",
   "files: positions, seeks, sync and async reads, Web streams, errors",
   "Deno.serve answers over HTTP and shuts down",
+  "an uncaught error is an error event on globalThis that may be cancelled",
   "dlopen calls libc with Deno's type names",
   "process facts: execPath, pid, env, args",
 ];

@@ -1583,6 +1583,22 @@ function consoleSize(): { columns: number; rows: number } {
   return { columns: tty.columns ?? 80, rows: tty.rows ?? 24 };
 }
 
+/**
+ * Deno's way with an uncaught exception: an `error` event on `globalThis`
+ * that a listener may cancel (`preventDefault()`) to keep running; an
+ * uncancelled one prints the error and ends the process with 1, as Deno does.
+ * (bun ends the process on `uncaughtException` without that event.)
+ */
+export function bridgeUncaughtErrors(): void {
+  process.on("uncaughtException", (error: Error) => {
+    const event = new ErrorEvent("error", { error, message: error?.message, cancelable: true });
+    globalThis.dispatchEvent(event);
+    if (event.defaultPrevented) return;
+    console.error("error: Uncaught", error);
+    process.exit(1);
+  });
+}
+
 /** The runtime this adapter runs on, for `switchboard version`. */
 export function runtimeName(): string {
   const versions = process.versions as Record<string, string | undefined>;

@@ -7,8 +7,9 @@
  */
 
 import process from "node:process";
-import { createDeno } from "./deno_adapter.ts";
+import { bridgeUncaughtErrors, createDeno } from "./deno_adapter.ts";
 
 (globalThis as { Deno?: unknown }).Deno = createDeno(process.argv.slice(2));
+bridgeUncaughtErrors();
 const { main } = await import("../../main.ts");
 process.exit(await main(process.argv.slice(2)));

@@ -22,6 +22,7 @@ import {
 import type { BusAuth, BusOptions } from "./bus_options.ts";
 import type { Link } from "../../lib/link_board.ts";
 import type { Logger } from "../../lib/log.ts";
+import { ignoreStraySocketErrors } from "../../lib/stray_socket_errors.ts";
 import { formatDuration } from "../../lib/units.ts";
 
 /** The longest wait between two attempts to reach the bus, in ms. */
@@ -103,6 +104,7 @@ export class BusLink {
   /** Messages that arrive before the link is reported up wait here (in order). */
   #early?: Uint8Array[];
   #running: Promise<void>;
+  #unguard: () => void;
 
   /**
    * Starts dialling at once (in the background).
@@ -111,6 +113,11 @@ export class BusLink {
   constructor(options: BusLinkOptions) {
     this.#options = options;
     this.#authenticator = authenticator(options.bus.auth);
+    // The NATS client drops its socket listeners before a refused login's
+    // reset arrives; that reset must not end the daemon.
+    this.#unguard = ignoreStraySocketErrors((error) =>
+      options.log.debug(`Bus socket error after the client let go: ${error.message}`)
+    );
     this.#running = this.#run();
   }
 
@@ -155,6 +162,7 @@ export class BusLink {
       await connection.close().catch(() => {});
     }
     await this.#running;
+    this.#unguard();
   }
 
   async #sleep(ms: number): Promise<void> {

@@ -9,11 +9,13 @@
  */
 
 import process from "node:process";
-import { createDeno } from "../../deploy/executable/deno_adapter.ts";
+import * as net from "node:net";
+import { bridgeUncaughtErrors, createDeno } from "../../deploy/executable/deno_adapter.ts";
 
 // The adapter is installed as the daemon gets it; `D` is the same object, typed.
 const D = createDeno(process.argv.slice(3)) as unknown as typeof Deno;
 (globalThis as { Deno?: unknown }).Deno = D;
+bridgeUncaughtErrors();
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -275,6 +277,27 @@ const checks: Record<string, () => Promise<string>> = {
     await within(server.finished, 5000, "shutdown");
     if (body !== "path /metrics") throw new Error(body);
     return body;
+  },
+
+  async "an uncaught error is an error event on globalThis that may be cancelled"() {
+    let seen = "";
+    const listener = (event: ErrorEvent): void => {
+      seen = (event.error as { code?: string })?.code ?? String(event.error);
+      event.preventDefault();
+    };
+    globalThis.addEventListener("error", listener);
+    const server = net.createServer((socket) => socket.resetAndDestroy());
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const client = net.connect(port, "127.0.0.1", () => {
+      client.removeAllListeners(); // as a library that let go too early
+      client.write("x");
+    });
+    for (let i = 0; i < 100 && !seen; i++) await new Promise((r) => setTimeout(r, 10));
+    globalThis.removeEventListener("error", listener);
+    server.close();
+    if (seen !== "ECONNRESET") throw new Error(`saw ${seen || "nothing"}`);
+    return "ECONNRESET cancelled, still running";
   },
 
   "dlopen calls libc with Deno's type names"() {
