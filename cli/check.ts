@@ -13,7 +13,7 @@ import { type Config, ConfigError, type ListenerConfig } from "../lib/config.ts"
 import { findConfigSource, loadConfig } from "../lib/config_file.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { formatProblem } from "../lib/option_reader.ts";
-import { formatDuration } from "../lib/units.ts";
+import { formatDuration, formatRate } from "../lib/units.ts";
 import { findService, SERVICES } from "../handlers/mod.ts";
 
 const HELP = `Usage: switchboard check [-c FILE]
@@ -37,6 +37,14 @@ function limits(listener: ListenerConfig): string {
   }
   if (listener.allow.length > 0) parts.push(`allow=${listener.allow.join(",")}`);
   if (listener.deny.length > 0) parts.push(`deny=${listener.deny.join(",")}`);
+  const { limits: perSource, tls } = listener;
+  if (perSource?.maxPerSource !== undefined) parts.push(`max_per_source=${perSource.maxPerSource}`);
+  if (perSource?.rate) parts.push(`rate=${formatRate(perSource.rate)} burst=${perSource.burst}`);
+  if (perSource && perSource.ipv6Prefix !== 64) parts.push(`ipv6_prefix=${perSource.ipv6Prefix}`);
+  if (listener.proxyProtocol.length > 0) {
+    parts.push(`proxy_protocol=${listener.proxyProtocol.join(",")}`);
+  }
+  if (tls) parts.push(`tls=${tls.cert} (until ${tls.notAfter.toISOString().slice(0, 10)})`);
   const service = findService(listener.service);
   const described = service?.describe?.(listener.options);
   if (described) parts.push(described);
@@ -52,8 +60,12 @@ function limits(listener: ListenerConfig): string {
 export function formatListeners(config: Config): string {
   const rows = [["NAME", "SERVICE", "TRANSPORT", "ADDRESS", "LIMITS"]];
   for (const listener of config.listeners) {
-    const { hostname, port } = listener.address;
-    const address = listener.listen.startsWith(":") ? `*:${port}` : formatHostPort(hostname, port);
+    const { hostname, port, fd } = listener.address;
+    const address = fd !== undefined
+      ? `fd:${fd} (socket from systemd)`
+      : listener.listen.startsWith(":")
+      ? `*:${port}`
+      : formatHostPort(hostname, port);
     rows.push([listener.name, listener.service, listener.transport, address, limits(listener)]);
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));

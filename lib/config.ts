@@ -16,7 +16,11 @@ import {
 import { parseCidr } from "./access.ts";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import { type ConfigProblem, formatProblem, OptionReader } from "./option_reader.ts";
+import { readProxyPeers } from "./proxy_trust.ts";
 import type { Service, Transport } from "./service.ts";
+import { isFdListen, parseFdListen } from "./socket_activation.ts";
+import { readSourceLimits, type SourceLimitSettings } from "./source_limits.ts";
+import { readTlsSettings, type TlsSettings } from "./tls_config.ts";
 import { locateKeys } from "./toml_locate.ts";
 
 /** The `[daemon]` table. */
@@ -53,6 +57,14 @@ export interface ListenerConfig {
   allow: string[];
   /** CIDRs that are refused (deny wins over allow). */
   deny: string[];
+  /** Per-source limits (`max_per_source`, `rate`, `burst`, `ipv6_prefix`), when any is set. */
+  limits?: SourceLimitSettings;
+  /** TCP: the certificate and key when the listener speaks TLS. */
+  tls?: TlsSettings;
+  /** TCP: CIDRs of the load balancers whose connections start with a PROXY header. */
+  proxyProtocol: string[];
+  /** TCP: how long a PROXY header or a TLS handshake may take, in ms. */
+  headerTimeoutMs: number;
   /** The service's own options, as its `parseOptions` returned them. */
   options: unknown;
   /** Its key path in the file, `listener[N]` (N counts from 0). */
@@ -97,6 +109,7 @@ export interface ParseConfigOptions {
 }
 
 const DEFAULT_MAX_CONNECTIONS = 512;
+const DEFAULT_HEADER_TIMEOUT = "10s";
 const DEFAULT_IDLE_TIMEOUT = "5m";
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -263,13 +276,22 @@ function readListener(
   let address: ListenAddress | undefined;
   if (listen !== undefined) {
     try {
-      address = parseListenAddress(listen);
+      address = isFdListen(listen) ? parseFdListen(listen) : parseListenAddress(listen);
     } catch (error) {
       reader.problem("listen", (error as Error).message);
     }
   }
+  if (address?.fd !== undefined && transport === "udp") {
+    reader.problem(
+      "listen",
+      `"${listen}" cannot be used on a udp listener: Deno's node:dgram cannot adopt an inherited ` +
+        `socket ("Unsupported fd type"), so give the address to bind instead`,
+    );
+  }
   const name = reader.string("name") ??
-    (service && transport && address ? `${service.name}-${transport}-${address.port}` : "");
+    (service && transport && address
+      ? `${service.name}-${transport}-${address.fd ?? address.port}`
+      : "");
   if (reader.has("name") && !NAME.test(name)) {
     reader.problem(
       "name",
@@ -284,6 +306,7 @@ function readListener(
   };
   tcpOnly("max_connections");
   tcpOnly("idle_timeout");
+  tcpOnly("header_timeout");
   const maxConnections = reader.integer("max_connections", {
     default: DEFAULT_MAX_CONNECTIONS,
     min: 1,
@@ -302,6 +325,13 @@ function readListener(
   };
   const allow = reader.stringArray("allow", { check: cidrCheck });
   const deny = reader.stringArray("deny", { check: cidrCheck });
+  const headerTimeoutMs = reader.duration("header_timeout", {
+    default: DEFAULT_HEADER_TIMEOUT,
+    max: 3_600_000,
+  });
+  const limits = readSourceLimits(reader, transport);
+  const tls = readTlsSettings(reader, transport);
+  const proxyProtocol = readProxyPeers(reader, transport);
   let options: unknown;
   if (service && transport) {
     options = service.parseOptions(reader, transport, address);
@@ -325,8 +355,12 @@ function readListener(
     idleTimeoutMs,
     allow,
     deny,
+    proxyProtocol,
+    headerTimeoutMs,
     options,
   };
+  if (limits) listener.limits = limits;
+  if (tls) listener.tls = tls;
   return { listener, identity };
 }
 

@@ -14,6 +14,8 @@ import { describeError } from "./net_errors.ts";
 import type { ListenerStats, RunningListener } from "./running_listener.ts";
 import type { ListenerContext, Service, ServiceInstance } from "./service.ts";
 import { SharedState } from "./shared_state.ts";
+import { PassedSockets } from "./socket_activation.ts";
+import type { StreamListener } from "./stream_listener.ts";
 import { TcpListener } from "./tcp_listener.ts";
 import { UdpListener } from "./udp_listener.ts";
 
@@ -69,6 +71,12 @@ export interface ListenerStatus {
   transport: "tcp" | "udp";
   /** The bound address. */
   addr: Deno.NetAddr;
+  /** The `listen` value as written (`fd:web` for a socket from systemd). */
+  listen?: string;
+  /** Whether it speaks TLS. */
+  tls?: boolean;
+  /** Whether its connections start with a PROXY header. */
+  proxyProtocol?: boolean;
   /** Its counters. */
   stats: ListenerStats;
 }
@@ -93,6 +101,8 @@ export interface SupervisorOptions {
   services: readonly Service[];
   /** Monotonic clock in ms handed to services (tests inject a fake one). @default {performance.now} */
   clock?: () => number;
+  /** The sockets systemd passed, for `fd:` listeners. @default {none} */
+  passedSockets?: PassedSockets;
 }
 
 interface Prepared {
@@ -116,6 +126,7 @@ export class Supervisor {
   #log: Logger;
   #services: readonly Service[];
   #clock: () => number;
+  #passed: PassedSockets;
   #running = new Map<string, RunningListener>();
   #shared = new SharedState();
   #stopping: Promise<void>[] = [];
@@ -129,6 +140,7 @@ export class Supervisor {
     this.#log = options.log;
     this.#services = options.services;
     this.#clock = options.clock ?? (() => performance.now());
+    this.#passed = options.passedSockets ?? new PassedSockets();
   }
 
   /** The running listeners, in start order. */
@@ -138,6 +150,9 @@ export class Supervisor {
       service: listener.config.service,
       transport: listener.config.transport,
       addr: listener.addr,
+      listen: listener.config.listen,
+      tls: listener.config.tls !== undefined,
+      proxyProtocol: listener.config.proxyProtocol.length > 0,
       stats: listener.stats,
     }));
   }
@@ -199,10 +214,15 @@ export class Supervisor {
       this.#running.set(socketKey(prepared.config), prepared.listener);
       summary.added.push(prepared.config.name);
       const addr = formatHostPort(prepared.listener.addr.hostname, prepared.listener.addr.port);
-      this.#log.info(`Listening on ${addr}/${prepared.config.transport}`, {
+      const fields: Record<string, string> = {
         listener: prepared.config.name,
         service: prepared.config.service,
-      });
+      };
+      if (prepared.config.address.fd !== undefined) {
+        fields.from = `fd:${prepared.config.address.fd}`;
+      }
+      if (prepared.config.tls) fields.tls = prepared.config.tls.cert;
+      this.#log.info(`Listening on ${addr}/${prepared.config.transport}`, fields);
     }
     toChange.forEach(([running, listener], index) => {
       running.replace(listener, reopened[index]!);
@@ -231,12 +251,16 @@ export class Supervisor {
   }
 
   async #start(config: ListenerConfig): Promise<Prepared> {
-    const { hostname, port } = config.address;
-    const address = `${formatHostPort(hostname, port)}/${config.transport}`;
+    const { hostname, port, fd } = config.address;
+    const address = fd !== undefined
+      ? `fd:${fd}/${config.transport}`
+      : `${formatHostPort(hostname, port)}/${config.transport}`;
     let listener: TcpListener | UdpListener | undefined;
-    let socket: Deno.TcpListener | Deno.DatagramConn;
+    let socket: StreamListener | Deno.DatagramConn;
     try {
-      socket = config.transport === "tcp"
+      socket = fd !== undefined
+        ? await this.#passed.listen(fd, config.name)
+        : config.transport === "tcp"
         ? bindWildcardAware((h) => Deno.listen({ hostname: h, port, transport: "tcp" }), hostname)
         : bindWildcardAware(
           (h) => Deno.listenDatagram({ hostname: h, port, transport: "udp" }),
@@ -255,7 +279,7 @@ export class Supervisor {
         udp.start(instance);
         listener = udp;
       } else {
-        listener = new TcpListener(socket as Deno.TcpListener, config, instance, log);
+        listener = new TcpListener(socket as StreamListener, config, instance, log);
       }
       return { config, listener, instance };
     } catch (error) {
@@ -350,7 +374,8 @@ function bindWildcardAware<T>(bind: (hostname: string) => T, hostname: string): 
 
 /** Identifies the socket a listener needs; listeners on port 0 are told apart by name. */
 function socketKey(listener: ListenerConfig): string {
-  const { hostname, port } = listener.address;
+  const { hostname, port, fd } = listener.address;
+  if (fd !== undefined) return `${listener.transport} fd:${fd}`;
   return port === 0
     ? `${listener.transport} ${hostname}:0 ${listener.name}`
     : `${listener.transport} ${hostname}:${port}`;
