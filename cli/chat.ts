@@ -12,6 +12,7 @@ import * as readline from "node:readline";
 import process from "node:process";
 import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
 import { type ChatLink, openTcpLink, openUdpLink } from "./chat_link.ts";
+import { TLS_OPTIONS, tlsChoice, tlsHelp } from "./tls_client.ts";
 import { readLines } from "./lines.ts";
 import { fail, writeErr, writeOut } from "./output.ts";
 import type { Verb } from "./verb.ts";
@@ -41,6 +42,7 @@ Options:
                            (default 60s; the server's member_ttl is 10m by default)
       --wait DURATION      piped input: how long to listen after the last line
                            (default 1s)
+${tlsHelp(27)}                           (TLS implies --tcp)
   -h, --help               show this help
 
 Exit codes: 0 left the room, 1 failure (no answer, refused, room full,
@@ -89,6 +91,7 @@ async function runChat(args: string[]): Promise<number> {
     timeout: { type: "string" },
     keepalive: { type: "string" },
     wait: { type: "string" },
+    ...TLS_OPTIONS,
   });
   if (values.help) {
     writeOut(HELP);
@@ -123,7 +126,10 @@ async function runChat(args: string[]): Promise<number> {
 
   let link: ChatLink;
   try {
-    link = values.tcp ? await openTcpLink(address, onLine) : openUdpLink(address, onLine);
+    const tls = tlsChoice(values, "chat");
+    link = values.tcp || tls
+      ? await openTcpLink(address, onLine, tls)
+      : openUdpLink(address, onLine);
   } catch (error) {
     return fail("chat", describeError(error));
   }

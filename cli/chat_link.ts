@@ -7,6 +7,7 @@
  */
 
 import type { ClientAddress } from "./args.ts";
+import { connectClient, type TlsChoice } from "./tls_client.ts";
 import { UdpClient } from "./udp_client.ts";
 import { writeAll } from "../lib/write_all.ts";
 
@@ -71,14 +72,17 @@ export function openUdpLink(address: ClientAddress, onLine: (line: Uint8Array) =
  * Joins over TCP: incoming bytes are split into lines (`\r\n` or `\n`).
  * @param address the server
  * @param onLine called with each line, without its newline (a fresh copy)
+ * @param tls connect over TLS with these settings
  * @returns the link, once connected
  * @throws {Deno.errors.ConnectionRefused} and other connect errors
+ * @throws {TlsConnectError} when TLS fails or the server is not trusted
  */
 export async function openTcpLink(
   address: ClientAddress,
   onLine: (line: Uint8Array) => void,
+  tls?: TlsChoice,
 ): Promise<ChatLink> {
-  const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+  const conn = await connectClient(address, tls);
   conn.setNoDelay(true);
   let closed = false;
   const ended = (async (): Promise<string> => {

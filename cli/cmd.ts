@@ -10,6 +10,7 @@
 import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
 import { exitCodeFor, OWN_FAILURE } from "./cmd_exit.ts";
 import { FramedClient } from "./framed_client.ts";
+import { TLS_OPTIONS, tlsChoice, tlsHelp } from "./tls_client.ts";
 import { writeErr, writeOut } from "./output.ts";
 import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
@@ -38,7 +39,7 @@ Options:
   -n, --no-stdin           do not send stdin (the command reads /dev/null)
       --cwd DIR            working directory on the server (inside its workdir)
       --timeout DURATION   a shorter timeout than the server's, e.g. 10s
-  -h, --help               show this help
+${tlsHelp(27)}  -h, --help               show this help
 
 Exit codes: the remote command's own; 124 it timed out; 128+n it was killed
 by signal n; 255 this client failed (cannot connect, unauthorized, refused,
@@ -51,9 +52,10 @@ const OPTIONS = {
   "no-stdin": { type: "boolean", short: "n" },
   cwd: { type: "string" },
   timeout: { type: "string" },
+  ...TLS_OPTIONS,
 } as const;
 
-const WITH_VALUE = new Set(["--token", "--cwd", "--timeout"]);
+const WITH_VALUE = new Set(["--token", "--cwd", "--timeout", "--ca"]);
 
 /**
  * Splits the command line into the verb's own part and COMMAND: at `--`, or
@@ -108,7 +110,7 @@ async function runCmd(args: string[]): Promise<number> {
 
   let client: FramedClient;
   try {
-    client = await FramedClient.connect(address, { token });
+    client = await FramedClient.connect(address, { token, tls: tlsChoice(values, "cmd") });
   } catch (error) {
     return ownFailure(`cannot connect to ${addrText}: ${describeError(error)}`);
   }

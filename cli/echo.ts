@@ -11,6 +11,14 @@ import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from ".
 import { readLines } from "./lines.ts";
 import { fail, writeErr, writeOut } from "./output.ts";
 import { networkPrinter } from "./stream_output.ts";
+import {
+  type ClientConn,
+  connectClient,
+  TLS_OPTIONS,
+  type TlsChoice,
+  tlsChoice,
+  tlsHelp,
+} from "./tls_client.ts";
 import { NoReplyError, UdpClient } from "./udp_client.ts";
 import type { Verb } from "./verb.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
@@ -31,7 +39,7 @@ Talks to an echo service. ADDR is host:port, [v6]:port or a bare host
 Options:
       --udp              use UDP instead of TCP
       --timeout DURATION how long to wait for a reply (default 2s)
-  -h, --help             show this help
+${tlsHelp(25)}  -h, --help             show this help
 
 Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage.
 `;
@@ -42,6 +50,7 @@ async function runEcho(args: string[]): Promise<number> {
   const { values, positionals } = parseVerbArgs(args, {
     udp: { type: "boolean" },
     timeout: { type: "string" },
+    ...TLS_OPTIONS,
   });
   if (values.help) {
     writeOut(HELP);
@@ -52,10 +61,14 @@ async function runEcho(args: string[]): Promise<number> {
   const address = parseClientAddress(addrText, echoService.defaultPort);
   const timeoutMs = durationOption(values.timeout, "timeout") ?? 2000;
   const text = words.length > 0 ? words.join(" ") : undefined;
+  if (values.udp && (values.tls || values.ca !== undefined || values.insecure)) {
+    throw new UsageError("TLS needs TCP: --tls, --ca and --insecure do not go with --udp");
+  }
+  const tls = values.udp ? undefined : tlsChoice(values, "echo");
   try {
     return values.udp
       ? await echoUdp(address, text, timeoutMs)
-      : await echoTcp(address, text, timeoutMs);
+      : await echoTcp(address, text, timeoutMs, tls);
   } catch (error) {
     return fail("echo", describeError(error));
   }
@@ -96,8 +109,9 @@ async function echoTcp(
   address: { hostname: string; port: number },
   text: string | undefined,
   timeoutMs: number,
+  tls: TlsChoice | undefined,
 ): Promise<number> {
-  using conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+  using conn = await connectClient(address, tls);
   const printer = networkPrinter();
   if (text !== undefined) {
     const payload = encoder.encode(text + "\n");
@@ -132,7 +146,7 @@ async function echoTcp(
 
 /** Reads until `count` bytes arrived, the peer closed, or the timeout passed. */
 async function readAtLeast(
-  conn: Deno.Conn,
+  conn: ClientConn,
   count: number,
   timeoutMs: number,
   onData: (bytes: Uint8Array) => void,

@@ -7,6 +7,7 @@
  */
 
 import type { ClientAddress } from "./args.ts";
+import { type ClientConn, connectClient, type TlsChoice } from "./tls_client.ts";
 import { encodeFrame, encodeHeader, type FrameHeader, FrameReader } from "../lib/header_codec.ts";
 import { writeAll } from "../lib/write_all.ts";
 
@@ -30,16 +31,18 @@ export class RemoteError extends Error {
 export interface FramedClientOptions {
   /** Added as `"token"` to every request when set. */
   token?: string;
+  /** Connect over TLS with these settings. */
+  tls?: TlsChoice;
 }
 
 /** A connection speaking the header codec. */
 export class FramedClient {
-  #conn: Deno.TcpConn;
+  #conn: ClientConn;
   #token?: string;
   /** Reads reply headers and bodies. */
   readonly frames: FrameReader;
 
-  private constructor(conn: Deno.TcpConn, options: FramedClientOptions) {
+  private constructor(conn: ClientConn, options: FramedClientOptions) {
     this.#conn = conn;
     this.#token = options.token;
     this.frames = new FrameReader(conn);
@@ -51,18 +54,19 @@ export class FramedClient {
    * @param options the token to send
    * @returns the client
    * @throws {Deno.errors.ConnectionRefused} and other connect errors
+   * @throws {TlsConnectError} when TLS fails or the server is not trusted
    */
   static async connect(
     address: ClientAddress,
     options: FramedClientOptions = {},
   ): Promise<FramedClient> {
-    const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+    const conn = await connectClient(address, options.tls);
     conn.setNoDelay(true);
     return new FramedClient(conn, options);
   }
 
   /** The raw connection (for streaming bodies). */
-  get conn(): Deno.TcpConn {
+  get conn(): ClientConn {
     return this.#conn;
   }
 

@@ -11,11 +11,13 @@ import {
   connectFile,
   describeFailure,
   fileAddress,
+  type FileServer,
   TOKEN_OPTION,
   tokenFrom,
 } from "./file_client.ts";
 import { type FramedClient, RemoteError } from "./framed_client.ts";
 import { fail, writeOut } from "./output.ts";
+import { TLS_OPTIONS, tlsChoice, tlsHelp } from "./tls_client.ts";
 import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
@@ -31,7 +33,7 @@ ${FILE_DEFAULT_PORT}). Control characters in names are shown escaped.
 
 Options:
       --token TOKEN  the listener's token (default: $SWITCHBOARD_TOKEN)
-  -h, --help         show this help
+${tlsHelp(21)}  -h, --help         show this help
 
 Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage.
 `;
@@ -92,14 +94,14 @@ function toRow(value: unknown): LsRow | undefined {
 }
 
 async function runLs(args: string[]): Promise<number> {
-  const { values, positionals } = parseVerbArgs(args, TOKEN_OPTION);
+  const { values, positionals } = parseVerbArgs(args, { ...TOKEN_OPTION, ...TLS_OPTIONS });
   if (values.help) {
     writeOut(HELP);
     return ExitCode.Ok;
   }
   const [addrText, dir = "", extra] = positionals;
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-  const address = fileAddress(addrText);
+  const address: FileServer = { ...fileAddress(addrText), tls: tlsChoice(values, "ls") };
   let client: FramedClient | undefined;
   try {
     client = await connectFile(address, tokenFrom(values.token));

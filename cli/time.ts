@@ -10,6 +10,14 @@ import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from ".
 import type { ClientAddress } from "./args.ts";
 import { fail, writeOut } from "./output.ts";
 import { networkPrinter } from "./stream_output.ts";
+import {
+  type ClientConn,
+  connectClient,
+  TLS_OPTIONS,
+  type TlsChoice,
+  tlsChoice,
+  tlsHelp,
+} from "./tls_client.ts";
 import { NoReplyError, UdpClient } from "./udp_client.ts";
 import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
@@ -37,6 +45,7 @@ Options:
                          print the time as ISO 8601 UTC
       --timeout DURATION how long to wait for each reply (default 2s; UDP
                          sends up to ${ATTEMPTS} times)
+${tlsHelp(25)}                         (TLS implies --tcp)
   -h, --help             show this help
 
 Exit codes: 0 ok, 1 no reply or an error reply (one-line reason on stderr),
@@ -51,6 +60,7 @@ async function runTime(args: string[]): Promise<number> {
     tcp: { type: "boolean" },
     rfc868: { type: "boolean" },
     timeout: { type: "string" },
+    ...TLS_OPTIONS,
   });
   if (values.help) {
     writeOut(HELP);
@@ -64,10 +74,11 @@ async function runTime(args: string[]): Promise<number> {
   if (values.rfc868 && format !== "") {
     throw new UsageError("--rfc868 takes no FORMAT (the listener sends a fixed 4 bytes)");
   }
+  const tls = tlsChoice(values, "time");
   let reply: Uint8Array;
   try {
-    reply = values.tcp
-      ? await askTcp(address, values.rfc868 ? undefined : format, timeoutMs)
+    reply = values.tcp || tls
+      ? await askTcp(address, values.rfc868 ? undefined : format, timeoutMs, tls)
       : await askUdp(address, format, timeoutMs);
   } catch (error) {
     if (error instanceof NoReplyError) return fail("time", error.message);
@@ -94,8 +105,9 @@ async function askTcp(
   address: ClientAddress,
   format: string | undefined,
   timeoutMs: number,
+  tls: TlsChoice | undefined,
 ): Promise<Uint8Array> {
-  const conn = await connectWithin(address, timeoutMs);
+  const conn = await connectWithin(address, timeoutMs, tls);
   const timer = setTimeout(() => conn.close(), timeoutMs);
   const received = new Uint8Array(MAX_REPLY_BYTES + 1);
   let length = 0;
@@ -142,8 +154,12 @@ async function askTcp(
   return newline < 0 ? reply : reply.subarray(0, newline + 1);
 }
 
-async function connectWithin(address: ClientAddress, timeoutMs: number): Promise<Deno.TcpConn> {
-  const connecting = Deno.connect({ hostname: address.hostname, port: address.port });
+async function connectWithin(
+  address: ClientAddress,
+  timeoutMs: number,
+  tls: TlsChoice | undefined,
+): Promise<ClientConn> {
+  const connecting = connectClient(address, tls);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
