@@ -164,7 +164,7 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
  * @returns the bytes read
  */
 export async function readBytes(
-  conn: Deno.Conn,
+  conn: Pick<Deno.Conn, "read" | "close">,
   count: number,
   timeoutMs = 5000,
 ): Promise<Uint8Array> {
@@ -189,7 +189,10 @@ export async function readBytes(
  * @param timeoutMs give up after this long (the connection is closed)
  * @returns every byte read
  */
-export async function readToEnd(conn: Deno.Conn, timeoutMs = 5000): Promise<Uint8Array> {
+export async function readToEnd(
+  conn: Pick<Deno.Conn, "read" | "close">,
+  timeoutMs = 5000,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   const buffer = new Uint8Array(65536);
   const timer = setTimeout(() => conn.close(), timeoutMs);
@@ -292,6 +295,8 @@ export interface SpawnDaemonOptions {
   env?: Record<string, string>;
   /** Wait for the "ready" line before returning. @default {true} */
   waitReady?: boolean;
+  /** A program (and its arguments) that runs the daemon, e.g. systemd-socket-activate. */
+  wrapper?: string[];
 }
 
 /**
@@ -304,8 +309,10 @@ export async function spawnDaemon(
   args: string[],
   options: SpawnDaemonOptions = {},
 ): Promise<Daemon> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "serve", ...args],
+  const daemonArgs = ["run", "-A", "--quiet", MAIN, "serve", ...args];
+  const [program, ...wrapperArgs] = options.wrapper ?? [];
+  const child = new Deno.Command(program ?? Deno.execPath(), {
+    args: program === undefined ? daemonArgs : [...wrapperArgs, Deno.execPath(), ...daemonArgs],
     cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
