@@ -1,14 +1,24 @@
 #!/bin/sh
 # Installs the Debian tools the test suite talks to (rdate reads the RFC 868
 # time service; script(1) gives the CLI tests a pseudo-terminal; ncat plays
-# the course's "echo name | nc host port" client of the raw file protocol). Quick and
-# silent when they are already there; fails loudly when they cannot be
-# installed, so that tests which need them fail instead of skipping.
+# the course's "echo name | nc host port" client of the raw file protocol;
+# openssl makes the TLS tests' self-signed certificates; systemd brings
+# systemd-socket-activate, which passes sockets as systemd does, and
+# systemd-analyze, which checks the unit files; strace records the system
+# calls the unit's filter must allow). Quick and silent when they are
+# already there; fails loudly when they cannot be installed, so that tests
+# which need them fail instead of skipping.
 set -eu
 missing=""
 command -v rdate >/dev/null 2>&1 || missing="$missing rdate"
 command -v script >/dev/null 2>&1 || missing="$missing bsdutils"
 command -v ncat >/dev/null 2>&1 || missing="$missing ncat"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v strace >/dev/null 2>&1 || missing="$missing strace"
+if ! command -v systemd-socket-activate >/dev/null 2>&1 ||
+  ! command -v systemd-analyze >/dev/null 2>&1; then
+  missing="$missing systemd"
+fi
 [ -z "$missing" ] && exit 0
 echo "install_test_tools: installing$missing" >&2
 sudo=""
