@@ -85,6 +85,9 @@ export class NodeStreamConn {
   #error: unknown = undefined;
   #closed = false;
   #wake: (() => void) | undefined;
+  // Writes waiting for their callback; failed at once when the socket goes,
+  // whether or not the runtime still calls them back.
+  #writes = new Set<(error: unknown) => void>();
   #readable?: ReadableStream<Uint8Array<ArrayBuffer>>;
   #writable?: WritableStream<Uint8Array>;
   /** The peer's address. */
@@ -114,7 +117,16 @@ export class NodeStreamConn {
       this.#error ??= error;
       wake();
     });
-    socket.on("close", wake);
+    socket.on("close", () => {
+      wake();
+      this.#failWrites(new Deno.errors.BrokenPipe("The connection was closed"));
+    });
+  }
+
+  #failWrites(error: unknown): void {
+    const writes = [...this.#writes];
+    this.#writes.clear();
+    for (const fail of writes) fail(error);
   }
 
   /** The wrapped socket. */
@@ -170,7 +182,10 @@ export class NodeStreamConn {
     }
     if (p.length === 0) return Promise.resolve(0);
     return new Promise((resolve, reject) => {
+      const fail = (error: unknown): void => reject(error);
+      this.#writes.add(fail);
       this.#socket.write(p, (error) => {
+        if (!this.#writes.delete(fail)) return;
         if (error) reject(toDenoError(error));
         else resolve(p.length);
       });
@@ -230,6 +245,8 @@ export class NodeStreamConn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // Pending writes fail as a closed resource, before destroy reports its own errors.
+    this.#failWrites(new Deno.errors.BadResource("The connection is closed"));
     this.#socket.destroy();
     const waiter = this.#wake;
     this.#wake = undefined;

@@ -64,3 +64,21 @@ Deno.test("node stream conn: a closed connection says so to a pending and a late
     await close(server);
   }
 });
+
+Deno.test("node stream conn: a write held up by a peer that does not read fails when the connection closes", async () => {
+  const { server, conn, peer } = await pair();
+  try {
+    // Far more than the socket buffers hold: the write waits for the peer.
+    const pending = conn.write(new Uint8Array(64 * 1024 * 1024));
+    const settled = await Promise.race([
+      pending.then(() => "written", () => "failed"),
+      new Promise((resolve) => setTimeout(() => resolve("waiting"), 200)),
+    ]);
+    assert.equal(settled, "waiting");
+    conn.close();
+    await assert.rejects(pending, Deno.errors.BadResource);
+  } finally {
+    peer.close();
+    await close(server);
+  }
+});
