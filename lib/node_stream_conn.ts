@@ -88,8 +88,6 @@ export class NodeStreamConn {
   // Writes waiting for their callback; failed at once when the socket goes,
   // whether or not the runtime still calls them back.
   #writes = new Set<(error: unknown) => void>();
-  #readable?: ReadableStream<Uint8Array<ArrayBuffer>>;
-  #writable?: WritableStream<Uint8Array>;
   /** The peer's address. */
   readonly remoteAddr: Deno.NetAddr;
   /** The local address. */
@@ -211,34 +209,6 @@ export class NodeStreamConn {
   /** Enables TCP keep-alive when the socket has it. */
   setKeepAlive(keepAlive = true): void {
     this.#socket.setKeepAlive?.(keepAlive);
-  }
-
-  /** The incoming bytes as a byte stream. */
-  get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
-    this.#readable ??= new ReadableStream({
-      type: "bytes",
-      autoAllocateChunkSize: 65536,
-      pull: async (controller) => {
-        const request = controller.byobRequest!;
-        const n = await this.read(request.view as Uint8Array<ArrayBuffer>);
-        if (n === null) {
-          controller.close();
-          request.respond(0);
-        } else {
-          request.respond(n);
-        }
-      },
-    });
-    return this.#readable;
-  }
-
-  /** The outgoing bytes as a stream; closing it half-closes the connection. */
-  get writable(): WritableStream<Uint8Array> {
-    this.#writable ??= new WritableStream({
-      write: (chunk) => writeAll(this, chunk),
-      close: () => this.closeWrite(),
-    });
-    return this.#writable;
   }
 
   /** Closes the connection at once; later calls do nothing. */

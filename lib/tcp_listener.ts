@@ -332,13 +332,8 @@ export class TcpListener implements RunningListener {
         conn = new PrefixedConn(wire, read.rest);
       } catch (error) {
         if (!(error instanceof ProxyHeaderError)) throw error;
-        if (tracked.reason !== undefined) return undefined;
-        if (error.reason === "closed") {
-          this.#log.debug(error.message, { peer });
-        } else {
-          this.#stats.proxyRejected![error.reason]++;
-          const count = this.#proxyLog.hit(performance.now());
-          if (count > 0) this.#log.warn(`Connection closed: ${error.message}`, { peer, count });
+        if (tracked.reason === undefined) {
+          this.#preambleFailed(error, this.#stats.proxyRejected!, this.#proxyLog, peer);
         }
         return undefined;
       }
@@ -366,13 +361,8 @@ export class TcpListener implements RunningListener {
         tracked.conn = new MeteredConn(secure, client, local);
       } catch (error) {
         if (!(error instanceof TlsHandshakeError)) throw error;
-        if (tracked.reason !== undefined) return undefined;
-        if (error.reason === "closed") {
-          this.#log.debug(error.message, { peer });
-        } else {
-          this.#stats.tlsFailures![error.reason]++;
-          const count = this.#tlsLog.hit(performance.now());
-          if (count > 0) this.#log.info(error.message, { peer, count });
+        if (tracked.reason === undefined) {
+          this.#preambleFailed(error, this.#stats.tlsFailures!, this.#tlsLog, peer);
         }
         return undefined;
       }
@@ -380,6 +370,26 @@ export class TcpListener implements RunningListener {
       tracked.conn = new MeteredConn(conn, client, local);
     }
     return peer;
+  }
+
+  /**
+   * Counts a failed PROXY header or TLS handshake by its reason and logs it,
+   * throttled; a client that left before sending anything is a debug line
+   * (health checks connect and close).
+   */
+  #preambleFailed(
+    error: ProxyHeaderError | TlsHandshakeError,
+    counts: Record<string, number>,
+    throttle: LogThrottle,
+    peer: string,
+  ): void {
+    if (error.reason === "closed") {
+      this.#log.debug(error.message, { peer });
+      return;
+    }
+    counts[error.reason] = (counts[error.reason] ?? 0) + 1;
+    const count = throttle.hit(performance.now());
+    if (count > 0) this.#log.info(`Connection closed: ${error.message}`, { peer, count });
   }
 
   async #serve(tracked: Tracked, peer: string): Promise<void> {
