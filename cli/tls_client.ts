@@ -73,13 +73,18 @@ export type ClientConn =
 
 /** The TLS handshake failed or the server could not be verified. */
 export class TlsConnectError extends Error {
+  /** Why, without the address: `self-signed certificate (trust it with --ca FILE)`. */
+  readonly reason: string;
+
   /**
    * @param message one line, naming the address
+   * @param reason the same without the address
    */
-  constructor(message: string) {
+  constructor(message: string, reason: string = message) {
     super(message);
     // describeError prints "TLS: …".
     this.name = "TLS";
+    this.reason = reason;
   }
 }
 
@@ -152,11 +157,11 @@ export async function connectClient(address: ClientAddress, tls?: TlsChoice): Pr
         `${error.code ?? ""} ${error.message}`,
       );
       const hint = verifying && tls.caFile === undefined ? " (trust it with --ca FILE)" : "";
+      const reason = verifying ? `${error.message}${hint}` : `handshake failed: ${error.message}`;
       reject(
         new TlsConnectError(
-          verifying
-            ? `cannot verify ${where}: ${error.message}${hint}`
-            : `handshake with ${where} failed: ${error.message}`,
+          verifying ? `cannot verify ${where}: ${reason}` : `with ${where}: ${reason}`,
+          reason,
         ),
       );
     };

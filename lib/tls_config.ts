@@ -13,7 +13,7 @@ import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { CredentialError, readCredential } from "./credentials.ts";
 import type { OptionReader } from "./option_reader.ts";
-import { readSecretFile, SecretFileError } from "./secret_file.ts";
+import { PrivateFileError, readPrivateFile } from "./private_file.ts";
 import type { Transport } from "./service.ts";
 
 /** A listener's certificate and key, checked, with the context built from them. */
@@ -89,7 +89,7 @@ function sourceOf(
     return undefined;
   }
   // A private key is a secret: refused when others may read it, as token files are.
-  const read = name === "key" ? () => readSecretFile(path) : () => readPlain(path);
+  const read = name === "key" ? () => readPrivateFile(path) : () => readPlain(path);
   return { label: path, read, key: name };
 }
 
@@ -98,7 +98,7 @@ function readPlain(path: string): string {
     return Deno.readTextFileSync(path);
   } catch (error) {
     const why = error instanceof Deno.errors.NotFound ? "does not exist" : (error as Error).message;
-    throw new SecretFileError(`"${path}" ${why}`);
+    throw new PrivateFileError(`"${path}" ${why}`);
   }
 }
 
@@ -106,7 +106,7 @@ function load(reader: OptionReader, source: Source): string | undefined {
   try {
     return source.read();
   } catch (error) {
-    if (!(error instanceof SecretFileError || error instanceof CredentialError)) throw error;
+    if (!(error instanceof PrivateFileError || error instanceof CredentialError)) throw error;
     reader.problem(source.key, error.message);
     return undefined;
   }

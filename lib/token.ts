@@ -9,7 +9,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { CredentialError, credentialNameProblem, readCredential } from "./credentials.ts";
 import type { OptionReader } from "./option_reader.ts";
-import { readSecretFile, SecretFileError } from "./secret_file.ts";
+import { PrivateFileError, readPrivateFile } from "./private_file.ts";
 
 /**
  * Reads a listener's `token` / `token_file` / `token_credential` keys (at
@@ -48,7 +48,7 @@ export function readToken(
   }
   let key: string, where: string, read: () => string;
   if (file !== undefined) {
-    [key, where, read] = ["token_file", `"${file}"`, () => readSecretFile(file)];
+    [key, where, read] = ["token_file", `"${file}"`, () => readPrivateFile(file)];
   } else if (credential !== undefined) {
     const bad = credentialNameProblem(credential);
     if (bad) {
@@ -65,7 +65,7 @@ export function readToken(
   try {
     text = read().trim();
   } catch (error) {
-    if (!(error instanceof SecretFileError || error instanceof CredentialError)) throw error;
+    if (!(error instanceof PrivateFileError || error instanceof CredentialError)) throw error;
     reader.problem(key, error.message);
     return undefined;
   }

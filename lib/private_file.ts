@@ -7,13 +7,13 @@
  */
 
 /** A secret file is missing, not a regular file, or open to others; the message says which. */
-export class SecretFileError extends Error {
+export class PrivateFileError extends Error {
   /**
    * @param message what is wrong, naming the file
    */
   constructor(message: string) {
     super(message);
-    this.name = "SecretFileError";
+    this.name = "PrivateFileError";
   }
 }
 
@@ -22,38 +22,38 @@ export class SecretFileError extends Error {
  *
  * @example
  * ```ts
- * import { readSecretFile, SecretFileError } from "./secret_file.ts";
+ * import { readPrivateFile, PrivateFileError } from "./private_file.ts";
  * const path = Deno.makeTempFileSync();
  * Deno.writeTextFileSync(path, "s3cret\n", { mode: 0o644 });
  * Deno.chmodSync(path, 0o644);
  * try {
- *   readSecretFile(path);
+ *   readPrivateFile(path);
  *   throw new Error("a world-readable secret was accepted");
  * } catch (error) {
- *   if (!(error instanceof SecretFileError)) throw error;
+ *   if (!(error instanceof PrivateFileError)) throw error;
  * }
  * Deno.chmodSync(path, 0o600);
- * if (readSecretFile(path) !== "s3cret\n") throw new Error("wrong text");
+ * if (readPrivateFile(path) !== "s3cret\n") throw new Error("wrong text");
  * Deno.removeSync(path);
  * ```
  *
  * @param path an absolute path
  * @returns the file's text
- * @throws {SecretFileError} when the file does not exist, is not a regular
+ * @throws {PrivateFileError} when the file does not exist, is not a regular
  *   file, is readable or writable by group or others, or cannot be read
  */
-export function readSecretFile(path: string): string {
+export function readPrivateFile(path: string): string {
   try {
     const info = Deno.statSync(path);
-    if (!info.isFile) throw new SecretFileError(`"${path}" is not a regular file`);
+    if (!info.isFile) throw new PrivateFileError(`"${path}" is not a regular file`);
     if (info.mode !== null && (info.mode & 0o077) !== 0) {
       const mode = (info.mode & 0o777).toString(8).padStart(4, "0");
-      throw new SecretFileError(`"${path}" is readable by others (mode ${mode}): chmod 600 it`);
+      throw new PrivateFileError(`"${path}" is readable by others (mode ${mode}): chmod 600 it`);
     }
     return Deno.readTextFileSync(path);
   } catch (error) {
-    if (error instanceof SecretFileError) throw error;
+    if (error instanceof PrivateFileError) throw error;
     const why = error instanceof Deno.errors.NotFound ? "does not exist" : (error as Error).message;
-    throw new SecretFileError(`"${path}" ${why}`);
+    throw new PrivateFileError(`"${path}" ${why}`);
   }
 }
