@@ -13,6 +13,7 @@ import process from "node:process";
 import { durationOption, parseClientAddress, parseVerbArgs, UsageError } from "./args.ts";
 import { type ChatLink, openTcpLink, openUdpLink } from "./chat_link.ts";
 import { ConnectError, formatAddress, networkReason } from "./connect.ts";
+import { TLS_OPTIONS, tlsChoice, tlsHelp } from "./tls_client.ts";
 import { readLines } from "./lines.ts";
 import { fail, OutputClosed, writeErr, writeOut } from "./output.ts";
 import type { Verb } from "./verb.ts";
@@ -43,6 +44,7 @@ Options:
                            (default 60s; the server's member_ttl is 10m by default)
       --wait DURATION      piped input: how long to listen after the last line
                            (default 1s)
+${tlsHelp(27)}                           (TLS implies --tcp)
   -h, --help               show this help
 
 Exit codes: 0 left the room, 1 failure (no answer, refused, room full,
@@ -132,7 +134,10 @@ async function runChat(args: string[]): Promise<number> {
 
   let link: ChatLink;
   try {
-    link = values.tcp ? await openTcpLink(address, onLine) : await openUdpLink(address, onLine);
+    const tls = tlsChoice(values, "chat");
+    link = values.tcp || tls
+      ? await openTcpLink(address, onLine, tls)
+      : await openUdpLink(address, onLine);
   } catch (error) {
     return fail("chat", describe(error, formatAddress(address)));
   }
@@ -259,6 +264,7 @@ export const chatVerb: Verb = {
     timeout: { type: "string", value: "DURATION" },
     keepalive: { type: "string", value: "DURATION" },
     wait: { type: "string", value: "DURATION" },
+    ...TLS_OPTIONS,
   },
   run: runChat,
 };

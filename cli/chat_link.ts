@@ -8,6 +8,7 @@
 
 import type { ClientAddress } from "./args.ts";
 import { connectTcp } from "./connect.ts";
+import type { TlsChoice } from "./tls_client.ts";
 import { UdpClient } from "./udp_client.ts";
 import { writeAll } from "../lib/write_all.ts";
 
@@ -74,14 +75,16 @@ export async function openUdpLink(
  * Joins over TCP: incoming bytes are split into lines (`\r\n` or `\n`).
  * @param address the server
  * @param onLine called with each line, without its newline (a fresh copy)
+ * @param tls connect over TLS with these settings
  * @returns the link, once connected
- * @throws {ConnectError} naming the address and why
+ * @throws {ConnectError} naming the address and why (TLS problems included)
  */
 export async function openTcpLink(
   address: ClientAddress,
   onLine: (line: Uint8Array) => void,
+  tls?: TlsChoice,
 ): Promise<ChatLink> {
-  const conn = await connectTcp(address);
+  const conn = await connectTcp(address, { tls });
   let closed = false;
   const ended = (async (): Promise<string> => {
     const buffer = new Uint8Array(65536);

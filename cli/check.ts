@@ -19,7 +19,7 @@ import {
 import { findConfigSource, loadConfig } from "../lib/config_file.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { formatProblem } from "../lib/option_reader.ts";
-import { formatDuration } from "../lib/units.ts";
+import { formatDuration, formatRate } from "../lib/units.ts";
 import { findService, SERVICES } from "../handlers/mod.ts";
 
 const HELP = `Usage: switchboard check [-c FILE] [--json]
@@ -59,6 +59,14 @@ function limits(listener: ListenerConfig): string {
   if (listener.deny.length > 0) parts.push(`deny=${listener.deny.join(",")}`);
   if (listener.accessTimes) parts.push(`access_times=${listener.accessTimes.join(",")}`);
   if (listener.banner !== undefined) parts.push("banner");
+  const { limits: perSource, tls } = listener;
+  if (perSource?.maxPerSource !== undefined) parts.push(`max_per_source=${perSource.maxPerSource}`);
+  if (perSource?.rate) parts.push(`rate=${formatRate(perSource.rate)} burst=${perSource.burst}`);
+  if (perSource && perSource.ipv6Prefix !== 64) parts.push(`ipv6_prefix=${perSource.ipv6Prefix}`);
+  if (listener.proxyProtocol.length > 0) {
+    parts.push(`proxy_protocol=${listener.proxyProtocol.join(",")}`);
+  }
+  if (tls) parts.push(`tls=${tls.cert} (until ${tls.notAfter.toISOString().slice(0, 10)})`);
   const described = settings(listener);
   if (described) parts.push(described);
   if (!listener.enabled) parts.push("(disabled)");
@@ -66,7 +74,8 @@ function limits(listener: ListenerConfig): string {
 }
 
 function displayAddress(listener: ListenerConfig): string {
-  const { hostname, port } = listener.address;
+  const { hostname, port, fd } = listener.address;
+  if (fd !== undefined) return `fd:${fd} (socket from systemd)`;
   return listener.listen.startsWith(":") ? `*:${port}` : formatHostPort(hostname, port);
 }
 

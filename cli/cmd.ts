@@ -18,6 +18,7 @@ import { exitCodeFor, OWN_FAILURE } from "./cmd_exit.ts";
 import { ConnectError, formatAddress, networkReason } from "./connect.ts";
 import { FramedClient } from "./framed_client.ts";
 import { OutputClosed, outputClosed, writeErr, writeOut, writeOutAsync } from "./output.ts";
+import { TLS_OPTIONS, tlsChoice, tlsHelp } from "./tls_client.ts";
 import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
@@ -46,7 +47,7 @@ Options:
       --cwd DIR            working directory on the server (with a listener
                            workdir: resolved against it and kept inside it)
       --timeout DURATION   a shorter timeout than the server's, e.g. 10s
-  -h, --help               show this help
+${tlsHelp(27)}  -h, --help               show this help
 
 Exit codes: the remote command's own; 124 it timed out; 128+n it was killed
 by signal n; 255 this client failed (cannot connect, unauthorized, refused,
@@ -115,7 +116,7 @@ async function runCmd(args: string[]): Promise<number> {
 
   let client: FramedClient;
   try {
-    client = await FramedClient.connect(address, { token });
+    client = await FramedClient.connect(address, { token, tls: tlsChoice(values, "cmd") });
   } catch (error) {
     if (error instanceof ConnectError) return ownFailure(error.message);
     throw error;
@@ -232,6 +233,7 @@ export const cmdVerb: Verb = {
     "no-stdin": { type: "boolean", short: "n" },
     cwd: { type: "string", value: "DIR" },
     timeout: { type: "string", value: "DURATION" },
+    ...TLS_OPTIONS,
   },
   run: runCmd,
 };

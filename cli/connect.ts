@@ -7,6 +7,7 @@
  */
 
 import type { ClientAddress } from "./args.ts";
+import { type ClientConn, connectTls, type TlsChoice, TlsConnectError } from "./tls_client.ts";
 import { formatHostPort } from "../lib/address.ts";
 
 /** A client could not reach its server; the message names the address. */
@@ -65,6 +66,8 @@ export function networkReason(error: unknown, hostname: string): string {
 export interface ConnectTcpOptions {
   /** Give up after this long, in ms. @default {no limit but the system's} */
   timeoutMs?: number;
+  /** Speak TLS (the verbs' `--tls`, `--ca`, `--insecure`). @default {plain TCP} */
+  tls?: TlsChoice;
 }
 
 /**
@@ -77,8 +80,10 @@ export interface ConnectTcpOptions {
 export async function connectTcp(
   address: ClientAddress,
   options: ConnectTcpOptions = {},
-): Promise<Deno.TcpConn> {
-  const connecting = Deno.connect({ hostname: address.hostname, port: address.port });
+): Promise<ClientConn> {
+  const connecting: Promise<ClientConn> = options.tls
+    ? connectTls(address, options.tls)
+    : Deno.connect({ hostname: address.hostname, port: address.port });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const limit = options.timeoutMs;
   const timeout = limit === undefined ? undefined : new Promise<never>((_, reject) => {
@@ -90,6 +95,7 @@ export async function connectTcp(
     return conn;
   } catch (error) {
     connecting.then((conn) => conn.close(), () => {});
+    if (error instanceof TlsConnectError) throw new ConnectError(address, `TLS: ${error.reason}`);
     const reason = error instanceof Deno.errors.TimedOut && limit !== undefined
       ? `no answer within ${limit}ms`
       : networkReason(error, address.hostname);

@@ -18,6 +18,7 @@ import { ConnectError, connectTcp, formatAddress, networkReason } from "./connec
 import { readLines } from "./lines.ts";
 import { fail, OutputClosed, writeErr, writeOut } from "./output.ts";
 import { networkPrinter } from "./stream_output.ts";
+import { type ClientConn, TLS_OPTIONS, type TlsChoice, tlsChoice, tlsHelp } from "./tls_client.ts";
 import { NoReplyError, UdpClient } from "./udp_client.ts";
 import type { Verb } from "./verb.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
@@ -37,7 +38,7 @@ Talks to an echo service. ADDR is host:port, [v6]:port or a bare host
 Options:
       --udp              use UDP instead of TCP
       --timeout DURATION how long to wait for a reply (default 2s)
-  -h, --help             show this help
+${tlsHelp(25)}  -h, --help             show this help
 
 Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage,
 141 stdout was closed.
@@ -56,10 +57,14 @@ async function runEcho(args: string[]): Promise<number> {
   const address = parseClientAddress(addrText, echoService.defaultPort);
   const timeoutMs = durationOption(values.timeout, "timeout") ?? 2000;
   const text = words.length > 0 ? words.join(" ") : undefined;
+  if (values.udp && (values.tls || values.ca !== undefined || values.insecure)) {
+    throw new UsageError("TLS needs TCP: --tls, --ca and --insecure do not go with --udp");
+  }
+  const tls = values.udp ? undefined : tlsChoice(values, "echo");
   try {
     return values.udp
       ? await echoUdp(address, text, timeoutMs)
-      : await echoTcp(address, text, timeoutMs);
+      : await echoTcp(address, text, timeoutMs, tls);
   } catch (error) {
     if (error instanceof ConnectError || error instanceof NoReplyError) {
       return fail("echo", error.message);
@@ -97,8 +102,9 @@ async function echoTcp(
   address: ClientAddress,
   text: string | undefined,
   timeoutMs: number,
+  tls: TlsChoice | undefined,
 ): Promise<number> {
-  using conn = await connectTcp(address, { timeoutMs });
+  using conn = await connectTcp(address, { timeoutMs, tls });
   const printer = networkPrinter();
   if (text !== undefined) {
     const payload = encoder.encode(text + "\n");
@@ -133,7 +139,7 @@ async function echoTcp(
 
 /** Reads until `count` bytes arrived, the peer closed, or the timeout passed. */
 async function readAtLeast(
-  conn: Deno.Conn,
+  conn: ClientConn,
   count: number,
   timeoutMs: number,
   onData: (bytes: Uint8Array) => void,
@@ -168,6 +174,7 @@ export const echoVerb: Verb = {
   options: {
     udp: { type: "boolean" },
     timeout: { type: "string", value: "DURATION" },
+    ...TLS_OPTIONS,
   },
   run: runEcho,
 };

@@ -8,6 +8,7 @@
 import { type ClientAddress, parseClientAddress, UsageError } from "./args.ts";
 import { ConnectError, formatAddress, networkReason } from "./connect.ts";
 import { FramedClient, RemoteError } from "./framed_client.ts";
+import type { TlsChoice } from "./tls_client.ts";
 import { FILE_DEFAULT_PORT } from "../handlers/file/mod.ts";
 import { FrameError } from "../lib/header_codec.ts";
 import { isDisconnect } from "../lib/net_errors.ts";
@@ -40,17 +41,23 @@ export function fileAddress(text: string | undefined): ClientAddress {
   return parseClientAddress(text, FILE_DEFAULT_PORT);
 }
 
+/** A file service's address and how to secure the connection to it. */
+export interface FileServer extends ClientAddress {
+  /** TLS settings from `--tls`, `--ca`, `--insecure`; plain TCP when absent. */
+  tls?: TlsChoice;
+}
+
 /**
  * Connects to a file service.
- * @param address host and port
+ * @param address host and port (and TLS settings)
  * @param token sent with every request when set
  * @returns the client
  */
 export function connectFile(
-  address: ClientAddress,
+  address: FileServer,
   token: string | undefined,
 ): Promise<FramedClient> {
-  return FramedClient.connect(address, { token });
+  return FramedClient.connect(address, { token, tls: address.tls });
 }
 
 /**

@@ -8,6 +8,7 @@
 
 import type { ClientAddress } from "./args.ts";
 import { connectTcp } from "./connect.ts";
+import type { ClientConn, TlsChoice } from "./tls_client.ts";
 import { encodeFrame, encodeHeader, type FrameHeader, FrameReader } from "../lib/header_codec.ts";
 import { writeAll } from "../lib/write_all.ts";
 
@@ -31,16 +32,18 @@ export class RemoteError extends Error {
 export interface FramedClientOptions {
   /** Added as `"token"` to every request when set. */
   token?: string;
+  /** Connect over TLS with these settings. */
+  tls?: TlsChoice;
 }
 
 /** A connection speaking the header codec. */
 export class FramedClient {
-  #conn: Deno.TcpConn;
+  #conn: ClientConn;
   #token?: string;
   /** Reads reply headers and bodies. */
   readonly frames: FrameReader;
 
-  private constructor(conn: Deno.TcpConn, options: FramedClientOptions) {
+  private constructor(conn: ClientConn, options: FramedClientOptions) {
     this.#conn = conn;
     this.#token = options.token;
     this.frames = new FrameReader(conn);
@@ -51,17 +54,17 @@ export class FramedClient {
    * @param address host and port
    * @param options the token to send
    * @returns the client
-   * @throws {ConnectError} naming the address and why
+   * @throws {ConnectError} naming the address and why (TLS problems included)
    */
   static async connect(
     address: ClientAddress,
     options: FramedClientOptions = {},
   ): Promise<FramedClient> {
-    return new FramedClient(await connectTcp(address), options);
+    return new FramedClient(await connectTcp(address, { tls: options.tls }), options);
   }
 
   /** The raw connection (for streaming bodies). */
-  get conn(): Deno.TcpConn {
+  get conn(): ClientConn {
     return this.#conn;
   }
 

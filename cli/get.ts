@@ -13,12 +13,14 @@ import {
   connectFile,
   describeFailure,
   fileAddress,
+  type FileServer,
   remoteBaseName,
   TOKEN_OPTION,
   tokenFrom,
 } from "./file_client.ts";
 import type { FramedClient } from "./framed_client.ts";
 import { fail, writeOut, writeOutAsync } from "./output.ts";
+import { TLS_OPTIONS, tlsChoice, tlsHelp } from "./tls_client.ts";
 import { Progress } from "./progress.ts";
 import type { Verb } from "./verb.ts";
 import { pump } from "../lib/chunk_pump.ts";
@@ -41,7 +43,7 @@ Options:
   -c, --continue     resume LOCAL.part (or a partial LOCAL) from its length,
                      then verify the whole file against the server's SHA-256
       --token TOKEN  the listener's token (default: $SWITCHBOARD_TOKEN)
-  -h, --help         show this help
+${tlsHelp(21)}  -h, --help         show this help
 
 On a terminal a progress bar (rate, ETA) is drawn on stderr.
 Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage,
@@ -80,7 +82,7 @@ async function runGet(args: string[]): Promise<number> {
   }
   const [addrText, remote, local, extra] = positionals;
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-  const address = fileAddress(addrText);
+  const address: FileServer = { ...fileAddress(addrText), tls: tlsChoice(values, "get") };
   if (remote === undefined) throw new UsageError("missing REMOTE");
   const token = tokenFrom(values.token);
   const name = remoteBaseName(remote);
@@ -93,7 +95,7 @@ async function runGet(args: string[]): Promise<number> {
 }
 
 async function toStdout(
-  address: { hostname: string; port: number },
+  address: FileServer,
   token: string | undefined,
   remote: string,
   name: string,
@@ -136,7 +138,7 @@ async function toStdout(
 }
 
 interface ToFile {
-  address: { hostname: string; port: number };
+  address: FileServer;
   token: string | undefined;
   remote: string;
   target: string;
@@ -254,7 +256,7 @@ export const getVerb: Verb = {
   usage: "ADDR REMOTE [LOCAL] [-c]",
   summary: 'download a file (LOCAL "-": stdout)',
   help: HELP,
-  options: { continue: { type: "boolean", short: "c" }, ...TOKEN_OPTION },
+  options: { continue: { type: "boolean", short: "c" }, ...TOKEN_OPTION, ...TLS_OPTIONS },
   fileOperands: [2],
   run: runGet,
 };

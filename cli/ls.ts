@@ -13,11 +13,13 @@ import {
   connectFile,
   describeFailure,
   fileAddress,
+  type FileServer,
   TOKEN_OPTION,
   tokenFrom,
 } from "./file_client.ts";
 import { type FramedClient, RemoteError } from "./framed_client.ts";
 import { fail, writeOut } from "./output.ts";
+import { TLS_OPTIONS, tlsChoice, tlsHelp } from "./tls_client.ts";
 import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
@@ -38,7 +40,7 @@ Options:
                      {"path": DIR, "entries": [{"name", "type", "size" (bytes),
                      "mtime" (ms since the epoch)}]}; names as received
       --token TOKEN  the listener's token (default: $SWITCHBOARD_TOKEN)
-  -h, --help         show this help
+${tlsHelp(21)}  -h, --help         show this help
 
 Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage,
 141 stdout was closed.
@@ -138,7 +140,7 @@ async function runLs(args: string[]): Promise<number> {
   }
   const [addrText, dir = "", extra] = positionals;
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-  const address = fileAddress(addrText);
+  const address: FileServer = { ...fileAddress(addrText), tls: tlsChoice(values, "ls") };
   const output = values.json ? jsonOutput() : tableOutput(values.long === true);
   let client: FramedClient | undefined;
   try {
@@ -204,6 +206,7 @@ export const lsVerb: Verb = {
     long: { type: "boolean", short: "l" },
     json: { type: "boolean" },
     ...TOKEN_OPTION,
+    ...TLS_OPTIONS,
   },
   run: runLs,
 };

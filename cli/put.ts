@@ -13,11 +13,13 @@ import {
   connectFile,
   describeFailure,
   fileAddress,
+  type FileServer,
   TOKEN_OPTION,
   tokenFrom,
 } from "./file_client.ts";
 import { type FramedClient, RemoteError } from "./framed_client.ts";
 import { fail, writeOut } from "./output.ts";
+import { TLS_OPTIONS, tlsChoice, tlsHelp } from "./tls_client.ts";
 import { Progress } from "./progress.ts";
 import type { Verb } from "./verb.ts";
 import { pump } from "../lib/chunk_pump.ts";
@@ -41,7 +43,7 @@ file, never a damaged old one).
 Options:
       --overwrite    replace an existing REMOTE (the listener must allow it)
       --token TOKEN  the listener's token (default: $SWITCHBOARD_TOKEN)
-  -h, --help         show this help
+${tlsHelp(21)}  -h, --help         show this help
 
 On a terminal a progress bar (rate, ETA) is drawn on stderr.
 Exit codes: 0 ok, 1 failure (one-line reason on stderr), 64 usage.
@@ -78,7 +80,7 @@ async function runPut(args: string[]): Promise<number> {
   }
   const [addrText, local, remoteArg, extra] = positionals;
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-  const address = fileAddress(addrText);
+  const address: FileServer = { ...fileAddress(addrText), tls: tlsChoice(values, "put") };
   if (local === undefined) throw new UsageError("missing LOCAL");
   if (local === "-") throw new UsageError("LOCAL must be a file (the upload's size is sent first)");
   const name = basename(local);
@@ -169,7 +171,7 @@ export const putVerb: Verb = {
   usage: "ADDR LOCAL [REMOTE]",
   summary: "upload a file",
   help: HELP,
-  options: { overwrite: { type: "boolean" }, ...TOKEN_OPTION },
+  options: { overwrite: { type: "boolean" }, ...TOKEN_OPTION, ...TLS_OPTIONS },
   fileOperands: [1],
   run: runPut,
 };

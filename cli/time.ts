@@ -11,6 +11,7 @@ import type { ClientAddress } from "./args.ts";
 import { ConnectError, connectTcp, formatAddress, networkReason } from "./connect.ts";
 import { fail, OutputClosed, writeOut } from "./output.ts";
 import { networkPrinter } from "./stream_output.ts";
+import { TLS_OPTIONS, type TlsChoice, tlsChoice, tlsHelp } from "./tls_client.ts";
 import { NoReplyError, UdpClient } from "./udp_client.ts";
 import type { Verb } from "./verb.ts";
 import { escapeControl } from "../lib/escape.ts";
@@ -37,6 +38,7 @@ Options:
                          print the time as ISO 8601 UTC
       --timeout DURATION how long to wait for each reply (default 2s; UDP
                          sends up to ${ATTEMPTS} times)
+${tlsHelp(25)}                         (TLS implies --tcp)
   -h, --help             show this help
 
 Without --tcp, a port that stays silent over UDP but accepts TCP gets a hint
@@ -65,10 +67,11 @@ async function runTime(args: string[]): Promise<number> {
   if (values.rfc868 && format !== "") {
     throw new UsageError("--rfc868 takes no FORMAT (the listener sends a fixed 4 bytes)");
   }
+  const tls = tlsChoice(values, "time");
   let reply: Uint8Array;
   try {
-    reply = values.tcp
-      ? await askTcp(address, values.rfc868 ? undefined : format, timeoutMs)
+    reply = values.tcp || tls
+      ? await askTcp(address, values.rfc868 ? undefined : format, timeoutMs, tls)
       : await askUdp(address, format, timeoutMs);
   } catch (error) {
     if (error instanceof NoReplyError) return fail("time", error.message);
@@ -155,8 +158,9 @@ async function askTcp(
   address: ClientAddress,
   format: string | undefined,
   timeoutMs: number,
+  tls: TlsChoice | undefined,
 ): Promise<Uint8Array> {
-  const conn = await connectTcp(address, { timeoutMs });
+  const conn = await connectTcp(address, { timeoutMs, tls });
   const timer = setTimeout(() => conn.close(), timeoutMs);
   const received = new Uint8Array(MAX_REPLY_BYTES + 1);
   let length = 0;
@@ -238,6 +242,7 @@ export const timeVerb: Verb = {
     tcp: { type: "boolean" },
     rfc868: { type: "boolean" },
     timeout: { type: "string", value: "DURATION" },
+    ...TLS_OPTIONS,
   },
   run: runTime,
 };

@@ -38,51 +38,51 @@ _switchboard() {
       addr=0
       ;;
     echo)
-      options="--help -h --udp --timeout"
+      options="--help -h --udp --timeout --tls --ca --insecure"
       file_options=""
-      value_options="--timeout"
+      value_options="--timeout --ca"
       file_operands=""
       addr=1
       ;;
     chat)
-      options="--help -h --name --tcp --timeout --keepalive --wait"
+      options="--help -h --name --tcp --timeout --keepalive --wait --tls --ca --insecure"
       file_options=""
-      value_options="--name --timeout --keepalive --wait"
+      value_options="--name --timeout --keepalive --wait --ca"
       file_operands=""
       addr=1
       ;;
     cmd)
-      options="--help -h --token --argv --no-stdin -n --cwd --timeout"
+      options="--help -h --token --argv --no-stdin -n --cwd --timeout --tls --ca --insecure"
       file_options=""
-      value_options="--token --cwd --timeout"
+      value_options="--token --cwd --timeout --ca"
       file_operands=""
       addr=1
       ;;
     time)
-      options="--help -h --tcp --rfc868 --timeout"
+      options="--help -h --tcp --rfc868 --timeout --tls --ca --insecure"
       file_options=""
-      value_options="--timeout"
+      value_options="--timeout --ca"
       file_operands=""
       addr=1
       ;;
     get)
-      options="--help -h --continue -c --token"
+      options="--help -h --continue -c --token --tls --ca --insecure"
       file_options=""
-      value_options="--token"
+      value_options="--token --ca"
       file_operands="2"
       addr=1
       ;;
     put)
-      options="--help -h --overwrite --token"
+      options="--help -h --overwrite --token --tls --ca --insecure"
       file_options=""
-      value_options="--token"
+      value_options="--token --ca"
       file_operands="1"
       addr=1
       ;;
     ls)
-      options="--help -h --long -l --json --token"
+      options="--help -h --long -l --json --token --tls --ca --insecure"
       file_options=""
-      value_options="--token"
+      value_options="--token --ca"
       file_operands=""
       addr=1
       ;;

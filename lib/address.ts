@@ -15,6 +15,8 @@ export interface ListenAddress {
   port: number;
   /** Which addresses a bind covers: one address, every IPv4 one, or every address. */
   scope: "one" | "all4" | "all";
+  /** For `listen = "fd:…"`: the socket systemd passes (a name or a number), not bound here. */
+  fd?: string;
 }
 
 /**
@@ -76,6 +78,7 @@ export function parseListenAddress(text: string): ListenAddress {
  * @returns true when binding both would conflict
  */
 export function addressesOverlap(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.fd !== undefined || b.fd !== undefined) return a.fd === b.fd;
   if (a.port !== b.port || a.port === 0) return false;
   if (a.scope === "all" || b.scope === "all") return true;
   if (a.scope === "all4") return b.scope === "all4" || isIPv4(b.hostname);

@@ -18,7 +18,11 @@ import { readAccessTimes } from "./access_times.ts";
 import { readBanner } from "./banner.ts";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import { type ConfigProblem, formatProblem, OptionReader } from "./option_reader.ts";
+import { readProxyPeers } from "./proxy_trust.ts";
 import type { Service, Transport } from "./service.ts";
+import { isFdListen, parseFdListen } from "./socket_activation.ts";
+import { readSourceLimits, type SourceLimitSettings } from "./source_limits.ts";
+import { readTlsSettings, type TlsSettings } from "./tls_config.ts";
 import { locateKeys } from "./toml_locate.ts";
 
 /** The `[daemon]` table. */
@@ -65,6 +69,12 @@ export interface ListenerConfig {
   banner?: string;
   /** TCP: windows of the day new connections are accepted in (lib/access_times.ts). */
   accessTimes?: string[];
+  /** Per-source limits (`max_per_source`, `rate`, `burst`, `ipv6_prefix`), when any is set. */
+  limits?: SourceLimitSettings;
+  /** TCP: the certificate and key when the listener speaks TLS. */
+  tls?: TlsSettings;
+  /** TCP: CIDRs of the load balancers whose connections start with a PROXY header. */
+  proxyProtocol: string[];
   /** The service's own options, as its `parseOptions` returned them. */
   options: unknown;
   /** Its key path in the file, `listener[N]` (N counts from 0). */
@@ -280,13 +290,22 @@ function readListener(
   let address: ListenAddress | undefined;
   if (listen !== undefined) {
     try {
-      address = parseListenAddress(listen);
+      address = isFdListen(listen) ? parseFdListen(listen) : parseListenAddress(listen);
     } catch (error) {
       reader.problem("listen", (error as Error).message);
     }
   }
+  if (address?.fd !== undefined && transport === "udp") {
+    reader.problem(
+      "listen",
+      `"${listen}" cannot be used on a udp listener: Deno's node:dgram cannot adopt an inherited ` +
+        `socket ("Unsupported fd type"), so give the address to bind instead`,
+    );
+  }
   const name = reader.string("name") ??
-    (service && transport && address ? `${service.name}-${transport}-${address.port}` : "");
+    (service && transport && address
+      ? `${service.name}-${transport}-${address.fd ?? address.port}`
+      : "");
   if (reader.has("name") && !NAME.test(name)) {
     reader.problem(
       "name",
@@ -326,6 +345,9 @@ function readListener(
   const deny = reader.stringArray("deny", { check: cidrCheck });
   const banner = readBanner(reader, transport);
   const accessTimes = readAccessTimes(reader, transport);
+  const limits = readSourceLimits(reader, transport);
+  const tls = readTlsSettings(reader, transport);
+  const proxyProtocol = readProxyPeers(reader, transport);
   let options: unknown;
   if (service && transport) {
     options = service.parseOptions(reader, transport, address);
@@ -352,8 +374,11 @@ function readListener(
     deny,
     banner,
     accessTimes,
+    proxyProtocol,
     options,
   };
+  if (limits) listener.limits = limits;
+  if (tls) listener.tls = tls;
   return { listener, identity };
 }
 

@@ -16,6 +16,7 @@ import { describeError } from "./net_errors.ts";
 import { formatProblem } from "./option_reader.ts";
 import { SystemdNotifier } from "./sd_notify.ts";
 import type { Service } from "./service.ts";
+import { PassedSockets } from "./socket_activation.ts";
 import { StartFailure, Supervisor } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 
@@ -38,6 +39,8 @@ export interface DaemonOptions {
    * daemon sees each Ctrl-C twice, about a millisecond apart. @default {0}
    */
   sameInterruptMs?: number;
+  /** The sockets systemd passed. @default {read from LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES} */
+  passedSockets?: PassedSockets;
 }
 
 type Event = { kind: "stop"; signal: string } | { kind: "reload" };
@@ -136,6 +139,8 @@ function sameAddress(server: MetricsServer, wanted: ListenAddress): boolean {
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   const { source, log, services } = options;
   const events = new SignalEvents(log, options.stop, options.sameInterruptMs);
+  // Read (and removed from the environment) before anything can spawn a command.
+  const passedSockets = options.passedSockets ?? PassedSockets.fromEnvironment();
   try {
     const config = await load(source, log, services);
     if (!config) {
@@ -144,8 +149,14 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     }
     log.configure({ level: config.daemon.logLevel, format: config.daemon.logFormat });
     for (const note of config.notes) log.info(note);
+    for (const note of passedSockets.notes) log.warn(note);
+    if (passedSockets.sockets.length > 0) {
+      log.info(`systemd passed ${passedSockets.sockets.length} socket(s)`, {
+        fds: passedSockets.sockets.map((s) => `${s.fd}=${s.name}`).join(","),
+      });
+    }
 
-    const supervisor = new Supervisor({ log, services });
+    const supervisor = new Supervisor({ log, services, passedSockets });
     try {
       await supervisor.apply(config);
     } catch (error) {
@@ -153,11 +164,16 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       for (const failure of error.failures) log.error(failure.message);
       return error.failures.some((f) => f.phase === "bind") ? ExitCode.OsError : ExitCode.Config;
     }
+    await logUnusedSockets(passedSockets, log);
     const facts: DaemonFacts = {
       version: VERSION,
       reloads: 0,
       failedReloads: 0,
       startedAt: Date.now(),
+      config: describeSource(source),
+    };
+    const reloaded = (ok: boolean, summary: string): void => {
+      facts.lastReload = { at: Date.now(), ok, summary };
     };
     const metricsSource = {
       listeners: () => supervisor.listeners,
@@ -210,6 +226,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       const next = await load(source, log, services);
       if (!next) {
         facts.failedReloads++;
+        reloaded(false, "the new configuration is invalid; the current one was kept");
         log.error("Reload refused: the new configuration is invalid; keeping the current one");
         await notifier?.ready("Reload refused: invalid configuration");
         continue;
@@ -226,6 +243,12 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
           kept: summary.kept.length,
           removed: summary.removed.length,
         });
+        reloaded(
+          true,
+          `${summary.added.length} added, ${summary.changed.length} changed, ` +
+            `${summary.kept.length} kept, ${summary.removed.length} removed`,
+        );
+        await logUnusedSockets(passedSockets, log);
         // A changed metrics address is bound before the old one is let go.
         const wanted = next.daemon.metrics;
         if (!(metrics && wanted && sameAddress(metrics, wanted)) && (metrics || wanted)) {
@@ -242,6 +265,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
         if (!(error instanceof StartFailure)) throw error;
         facts.failedReloads++;
         for (const failure of error.failures) log.error(failure.message);
+        reloaded(false, error.failures.map((f) => f.message).join("; "));
         log.error("Reload failed; keeping the current configuration");
         await notifier?.ready("Reload failed; previous configuration kept");
       }
@@ -258,5 +282,12 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     return ExitCode.Ok;
   } finally {
     events.close();
+    await passedSockets.close();
+  }
+}
+
+async function logUnusedSockets(passed: PassedSockets, log: Logger): Promise<void> {
+  for (const socket of await passed.unused()) {
+    log.info(`Passed socket ${socket.fd} (${socket.name}) is not used by any listener`);
   }
 }

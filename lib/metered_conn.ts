@@ -27,12 +27,13 @@ export class MeteredConn implements Connection {
 
   /**
    * @param conn the accepted connection
-   * @param remoteAddr the peer's normalised address
+   * @param remoteAddr the peer's normalised address (behind a load balancer: the client's)
+   * @param localAddr the local address to report @default {conn.localAddr}
    */
-  constructor(conn: RawConn, remoteAddr: Deno.NetAddr) {
+  constructor(conn: RawConn, remoteAddr: Deno.NetAddr, localAddr?: Deno.NetAddr) {
     this.#conn = conn;
     this.remoteAddr = remoteAddr;
-    this.localAddr = conn.localAddr as Deno.NetAddr;
+    this.localAddr = localAddr ?? conn.localAddr as Deno.NetAddr;
   }
 
   /** Whether {@linkcode MeteredConn.close} was called. */

@@ -1,25 +1,17 @@
 /**
  * Prometheus text exposition of the listeners' counters, served over HTTP
- * at `/metrics`, with `/healthz` for liveness probes.
+ * at `/metrics`, with `/healthz` for liveness probes and a small human
+ * status page at `/`.
  *
  * @module
  */
 
 import { formatHostPort, type ListenAddress } from "./address.ts";
 import type { LinkStatus } from "./link_board.ts";
+import { type DaemonFacts, renderStatusPage } from "./status_page.ts";
 import type { ListenerStatus } from "./supervisor.ts";
 
-/** Daemon-wide facts shown beside the listeners' counters. */
-export interface DaemonFacts {
-  /** switchboard's version. */
-  version: string;
-  /** Successful reloads since start. */
-  reloads: number;
-  /** Reloads refused or rolled back since start. */
-  failedReloads: number;
-  /** Process start, ms since the epoch. */
-  startedAt: number;
-}
+export type { DaemonFacts };
 
 function label(value: string): string {
   return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
@@ -68,6 +60,12 @@ const FAMILIES: readonly Family[] = [
     type: "counter",
     help: "UDP datagrams dropped (reflection-prone source port or access rules).",
     value: (l) => l.stats.dropped,
+  },
+  {
+    name: "switchboard_limit_sources",
+    type: "gauge",
+    help: "Sources the per-source limits track now (bounded per listener).",
+    value: (l) => l.stats.limited ? l.stats.sources ?? 0 : undefined,
   },
   {
     name: "switchboard_received_bytes_total",
@@ -162,6 +160,18 @@ export function renderMetrics(
       if (value !== undefined) lines.push(`${family.name}{${labels(listener)}} ${value}`);
     }
   }
+  for (const family of REASON_FAMILIES) {
+    lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} counter`);
+    for (const listener of listeners) {
+      const counts = family.counts(listener);
+      if (!counts) continue;
+      for (const [reason, value] of Object.entries(counts)) {
+        lines.push(
+          `${family.name}{listener="${label(listener.name)}",reason="${reason}"} ${value}`,
+        );
+      }
+    }
+  }
   if (links.length > 0) {
     const linkLabels = (l: LinkStatus): string =>
       `link="${label(l.name)}",target="${label(l.target)}"`;
@@ -174,6 +184,35 @@ export function renderMetrics(
   }
   return lines.join("\n") + "\n";
 }
+
+interface ReasonFamily {
+  name: string;
+  help: string;
+  counts: (listener: ListenerStatus) => Readonly<Record<string, number>> | undefined;
+}
+
+// Counters by reason carry the listener and the reason only, as the
+// contract names them: switchboard_limited_total{listener="…",reason="…"}.
+const REASON_FAMILIES: readonly ReasonFamily[] = [
+  {
+    name: "switchboard_limited_total",
+    help: "Connections or datagrams refused by per-source limits (max_per_source, rate).",
+    counts: (l) => {
+      const limited = l.stats.limited ?? { max_per_source: 0, rate: 0 };
+      return l.transport === "tcp" ? limited : { rate: limited.rate };
+    },
+  },
+  {
+    name: "switchboard_tls_handshake_failures_total",
+    help: "TLS handshakes that failed: plain (not TLS), handshake (refused), timeout.",
+    counts: (l) => l.tls ? l.stats.tlsFailures : undefined,
+  },
+  {
+    name: "switchboard_proxy_rejected_total",
+    help: "Connections closed before their PROXY header was accepted, by reason.",
+    counts: (l) => l.proxyProtocol ? l.stats.proxyRejected : undefined,
+  },
+];
 
 /** What the metrics endpoint reads on each scrape. */
 export interface MetricsSource {
@@ -194,7 +233,7 @@ export interface MetricsServer extends AsyncDisposable {
 }
 
 /**
- * Serves `/metrics` and `/healthz` on `address`.
+ * Serves `/metrics`, `/healthz` and the status page `/` on `address`.
  * @param address where to listen
  * @param source what to report
  * @returns the running server
@@ -218,7 +257,12 @@ export function serveMetrics(address: ListenAddress, source: MetricsSource): Met
       });
     }
     if (pathname === "/healthz") return new Response("ok\n");
-    return new Response("Not found: try /metrics or /healthz\n", { status: 404 });
+    if (pathname === "/") {
+      return new Response(renderStatusPage(source.listeners(), source.facts()), {
+        headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
+      });
+    }
+    return new Response("Not found: try /, /metrics or /healthz\n", { status: 404 });
   });
   const close = async (): Promise<void> => {
     controller.abort();

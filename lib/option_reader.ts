@@ -344,6 +344,24 @@ export class OptionReader {
   }
 
   /**
+   * Reads a sub-table (`key = { … }`) with a reader of its own, whose
+   * problems carry the key path `prefix.key.…`; call its `reportUnknown`.
+   * @param key the key
+   * @returns the sub-table's reader, or undefined when absent or not a table
+   */
+  table(key: string): OptionReader | undefined {
+    const value = this.#get(key);
+    if (value === undefined) return undefined;
+    if (
+      typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Date
+    ) {
+      return this.#wrongType(key, 'a table such as { key = "value" }', value);
+    }
+    const prefix = this.#options.prefix === "" ? key : `${this.#options.prefix}.${key}`;
+    return new OptionReader(value as Record<string, TomlValue>, { ...this.#options, prefix });
+  }
+
+  /**
    * Reads a filesystem path, resolved against the config file's directory.
    * @param key the key
    * @param options default (unresolved) and what must exist there

@@ -6,6 +6,13 @@
 
 import type { ListenerConfig } from "./config.ts";
 import type { ServiceInstance, Transport } from "./service.ts";
+import type { LimitReason } from "./source_limits.ts";
+
+/** How a TLS handshake failed, as counted (a client leaving first is not counted). */
+export type TlsFailureCount = "plain" | "handshake" | "timeout";
+
+/** Why a connection was refused before its PROXY header was accepted. */
+export type ProxyRejection = "untrusted" | "malformed" | "timeout";
 
 /** Counters of one listener since it started. */
 export interface ListenerStats {
@@ -23,8 +30,31 @@ export interface ListenerStats {
   bytesOut: number;
   /** UDP: datagrams handled. */
   datagrams?: number;
-  /** UDP: datagrams dropped (reflection-prone source port, access rules). */
+  /** UDP: datagrams dropped (reflection-prone source port, access rules, rate). */
   dropped?: number;
+  /** Connections or datagrams refused by per-source limits, by reason. */
+  limited?: Record<LimitReason, number>;
+  /** Sources the per-source limits track now. */
+  sources?: number;
+  /** TCP with TLS: handshakes that failed, by how. */
+  tlsFailures?: Record<TlsFailureCount, number>;
+  /** TCP with proxy_protocol: connections closed before or at their PROXY header, by why. */
+  proxyRejected?: Record<ProxyRejection, number>;
+  /** What the service reports of itself (e.g. chat `members`, cmd `running`). */
+  service?: Readonly<Record<string, number>>;
+}
+
+/**
+ * A copy of counters that shares nothing with them.
+ * @param stats the counters
+ * @returns the copy
+ */
+export function copyStats(stats: ListenerStats): ListenerStats {
+  const copy = { ...stats };
+  if (stats.limited) copy.limited = { ...stats.limited };
+  if (stats.tlsFailures) copy.tlsFailures = { ...stats.tlsFailures };
+  if (stats.proxyRejected) copy.proxyRejected = { ...stats.proxyRejected };
+  return copy;
 }
 
 /**
@@ -41,6 +71,10 @@ export function emptyStats(transport: Transport): ListenerStats {
     active: 0,
     bytesIn: 0,
     bytesOut: 0,
+    limited: { max_per_source: 0, rate: 0 },
+    sources: 0,
+    tlsFailures: { plain: 0, handshake: 0, timeout: 0 },
+    proxyRejected: { untrusted: 0, malformed: 0, timeout: 0 },
   };
   if (transport === "udp") Object.assign(stats, { datagrams: 0, dropped: 0 });
   return stats;

@@ -123,6 +123,11 @@ export interface ServiceInstance {
   datagram?: DatagramHandler;
   /** Releases what `open` acquired; called once the listener stops using it. */
   close?(): Promise<void>;
+  /**
+   * What the service can say about itself for the status page, e.g.
+   * `{ members: 3 }` or `{ running: 1 }` (read on each request; keep it cheap).
+   */
+  status?(): Readonly<Record<string, number>>;
 }
 
 /** What the embedded default config is run in: the environment it looks at. */

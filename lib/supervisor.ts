@@ -15,6 +15,8 @@ import { describeError } from "./net_errors.ts";
 import type { ListenerStats, RunningListener } from "./running_listener.ts";
 import type { ListenerContext, Service, ServiceInstance } from "./service.ts";
 import { SharedState } from "./shared_state.ts";
+import { PassedSockets } from "./socket_activation.ts";
+import type { StreamListener } from "./stream_listener.ts";
 import { TcpListener } from "./tcp_listener.ts";
 import { UdpListener } from "./udp_listener.ts";
 
@@ -70,6 +72,12 @@ export interface ListenerStatus {
   transport: "tcp" | "udp";
   /** The bound address. */
   addr: Deno.NetAddr;
+  /** The `listen` value as written (`fd:web` for a socket from systemd). */
+  listen?: string;
+  /** Whether it speaks TLS. */
+  tls?: boolean;
+  /** Whether its connections start with a PROXY header. */
+  proxyProtocol?: boolean;
   /** Its counters. */
   stats: ListenerStats;
 }
@@ -98,6 +106,8 @@ export interface SupervisorOptions {
   links?: LinkBoard;
   /** Wall clock in ms since the epoch, for `access_times` (tests inject one). @default {Date.now} */
   wallClock?: () => number;
+  /** The sockets systemd passed, for `fd:` listeners. @default {none} */
+  passedSockets?: PassedSockets;
 }
 
 interface Prepared {
@@ -122,6 +132,7 @@ export class Supervisor {
   #services: readonly Service[];
   #clock: () => number;
   #wallClock: () => number;
+  #passed: PassedSockets;
   #running = new Map<string, RunningListener>();
   #shared = new SharedState();
   #links: LinkBoard;
@@ -138,6 +149,7 @@ export class Supervisor {
     this.#clock = options.clock ?? (() => performance.now());
     this.#links = options.links ?? new LinkBoard();
     this.#wallClock = options.wallClock ?? Date.now;
+    this.#passed = options.passedSockets ?? new PassedSockets();
   }
 
   /** The links services keep to outside systems (for metrics and status). */
@@ -152,6 +164,9 @@ export class Supervisor {
       service: listener.config.service,
       transport: listener.config.transport,
       addr: listener.addr,
+      listen: listener.config.listen,
+      tls: listener.config.tls !== undefined,
+      proxyProtocol: listener.config.proxyProtocol.length > 0,
       stats: listener.stats,
     }));
   }
@@ -213,10 +228,15 @@ export class Supervisor {
       this.#running.set(socketKey(prepared.config), prepared.listener);
       summary.added.push(prepared.config.name);
       const addr = formatHostPort(prepared.listener.addr.hostname, prepared.listener.addr.port);
-      this.#log.info(`Listening on ${addr}/${prepared.config.transport}`, {
+      const fields: Record<string, string> = {
         listener: prepared.config.name,
         service: prepared.config.service,
-      });
+      };
+      if (prepared.config.address.fd !== undefined) {
+        fields.from = `fd:${prepared.config.address.fd}`;
+      }
+      if (prepared.config.tls) fields.tls = prepared.config.tls.cert;
+      this.#log.info(`Listening on ${addr}/${prepared.config.transport}`, fields);
     }
     toChange.forEach(([running, listener], index) => {
       running.replace(listener, reopened[index]!);
@@ -245,12 +265,16 @@ export class Supervisor {
   }
 
   async #start(config: ListenerConfig): Promise<Prepared> {
-    const { hostname, port } = config.address;
-    const address = `${formatHostPort(hostname, port)}/${config.transport}`;
+    const { hostname, port, fd } = config.address;
+    const address = fd !== undefined
+      ? `fd:${fd}/${config.transport}`
+      : `${formatHostPort(hostname, port)}/${config.transport}`;
     let listener: TcpListener | UdpListener | undefined;
-    let socket: Deno.TcpListener | Deno.DatagramConn;
+    let socket: StreamListener | Deno.DatagramConn;
     try {
-      socket = config.transport === "tcp"
+      socket = fd !== undefined
+        ? await this.#passed.listen(fd, config.name)
+        : config.transport === "tcp"
         ? await bindWildcardAware(
           (h) => Deno.listen({ hostname: h, port, transport: "tcp" }),
           hostname,
@@ -272,7 +296,7 @@ export class Supervisor {
         udp.start(instance);
         listener = udp;
       } else {
-        listener = new TcpListener(socket as Deno.TcpListener, config, instance, log, {
+        listener = new TcpListener(socket as StreamListener, config, instance, log, {
           wallClock: this.#wallClock,
         });
       }
@@ -375,7 +399,8 @@ async function bindWildcardAware<T>(
 
 /** Identifies the socket a listener needs; listeners on port 0 are told apart by name. */
 function socketKey(listener: ListenerConfig): string {
-  const { hostname, port } = listener.address;
+  const { hostname, port, fd } = listener.address;
+  if (fd !== undefined) return `${listener.transport} fd:${fd}`;
   return port === 0
     ? `${listener.transport} ${hostname}:0 ${listener.name}`
     : `${listener.transport} ${hostname}:${port}`;

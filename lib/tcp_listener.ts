@@ -1,6 +1,7 @@
 /**
  * One running TCP listener: the accept loop, access rules, the connection
- * limit, idle timeouts, per-connection error isolation and graceful stop.
+ * limit, per-source limits, the PROXY header and the TLS handshake (in that
+ * order), idle timeouts, per-connection error isolation and graceful stop.
  *
  * @module
  */
@@ -16,10 +17,20 @@ import type { Logger } from "./log.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { MeteredConn } from "./metered_conn.ts";
 import { describeError, isDisconnect, isTransientAcceptError } from "./net_errors.ts";
+import { PrefixedConn } from "./prefixed_conn.ts";
+import { ProxyHeaderError, readProxyHeader } from "./proxy_protocol.ts";
 import type { ConnectionContext, ServiceInstance } from "./service.ts";
-import { emptyStats, type ListenerStats, type RunningListener } from "./running_listener.ts";
+import {
+  copyStats,
+  emptyStats,
+  type ListenerStats,
+  type RunningListener,
+} from "./running_listener.ts";
 import { settlesBy } from "./settles_by.ts";
-import { formatDuration } from "./units.ts";
+import { SourceTable } from "./source_limits.ts";
+import type { AcceptedConn, StreamListener } from "./stream_listener.ts";
+import { acceptTls, TlsHandshakeError } from "./tls_server.ts";
+import { formatDuration, formatRate } from "./units.ts";
 
 /** The service instance and settings new connections are served with. */
 interface Generation {
@@ -28,6 +39,8 @@ interface Generation {
   controller: AbortController;
   policy: AccessPolicy;
   hours?: AccessTimes;
+  /** The load balancers allowed to connect, when `proxy_protocol` is set. */
+  proxyPeers?: AccessPolicy;
   connections: Set<Tracked>;
   /** The header_timeout clock of this generation's connections. */
   headers: HeaderDeadlines<Tracked>;
@@ -38,8 +51,13 @@ interface Generation {
 type CloseReason = "idle" | "header timeout" | "shutdown" | "forced";
 
 interface Tracked {
+  /** What the service reads and writes (after a PROXY header and TLS, if any). */
   conn: MeteredConn;
+  /** The accepted connection itself. */
+  wire: MeteredConn;
   generation: Generation;
+  /** The source counted by the per-source limits, to release at the end. */
+  source?: string;
   busy: boolean;
   reason?: CloseReason;
   /** Made when a handler asks for `context.closing`. */
@@ -65,7 +83,7 @@ export interface TcpListenerOptions {
 
 /** Starts and stops one TCP listener; created by the supervisor. */
 export class TcpListener implements RunningListener {
-  #listener: Deno.TcpListener;
+  #listener: StreamListener;
   #log: Logger;
   #generation: Generation;
   #old = new Set<Generation>();
@@ -80,18 +98,21 @@ export class TcpListener implements RunningListener {
   #hoursLog = new LogThrottle();
   #wallClock: () => number;
   #headerLog = new LogThrottle();
+  #tlsLog = new LogThrottle();
+  #proxyLog = new LogThrottle();
   #stats: ListenerStats = emptyStats("tcp");
+  #sources?: SourceTable;
 
   /**
-   * Starts accepting on an already bound socket.
-   * @param listener the bound socket (owned from now on)
+   * Starts accepting on an already bound (or adopted) socket.
+   * @param listener the socket (owned from now on)
    * @param config the listener's settings
    * @param instance the opened service
    * @param log a logger carrying the listener's name
    * @param options the wall clock (tests inject one)
    */
   constructor(
-    listener: Deno.TcpListener,
+    listener: StreamListener,
     config: ListenerConfig,
     instance: ServiceInstance,
     log: Logger,
@@ -111,12 +132,16 @@ export class TcpListener implements RunningListener {
 
   /** The bound address. */
   get addr(): Deno.NetAddr {
-    return this.#listener.addr;
+    return this.#listener.addr as Deno.NetAddr;
   }
 
   /** Counters since start, including the bytes of connections still open. */
   get stats(): ListenerStats {
-    const stats = { ...this.#stats, active: this.#active };
+    const stats = copyStats(this.#stats);
+    stats.active = this.#active;
+    stats.sources = this.#sources?.size ?? 0;
+    const service = this.#generation.instance.status?.();
+    if (service) stats.service = service;
     for (const generation of [this.#generation, ...this.#old]) {
       for (const { conn } of generation.connections) {
         stats.bytesIn += conn.bytesIn;
@@ -127,7 +152,13 @@ export class TcpListener implements RunningListener {
   }
 
   #newGeneration(config: ListenerConfig, instance: ServiceInstance): Generation {
-    return {
+    // The source table outlives generations: connections opened under the
+    // old settings still count against the new ones.
+    if (config.limits) {
+      if (this.#sources) this.#sources.configure(config.limits);
+      else this.#sources = new SourceTable(config.limits);
+    }
+    const generation: Generation = {
       config,
       instance,
       controller: new AbortController(),
@@ -140,6 +171,10 @@ export class TcpListener implements RunningListener {
       ),
       retired: false,
     };
+    if (config.proxyProtocol.length > 0) {
+      generation.proxyPeers = new AccessPolicy(config.proxyProtocol, []);
+    }
+    return generation;
   }
 
   #headerTimedOut(tracked: Tracked): void {
@@ -193,7 +228,7 @@ export class TcpListener implements RunningListener {
   async #accept(): Promise<void> {
     let backoff = 0;
     for (;;) {
-      let conn: Deno.TcpConn;
+      let conn: AcceptedConn;
       try {
         conn = await this.#listener.accept();
         backoff = 0;
@@ -222,16 +257,25 @@ export class TcpListener implements RunningListener {
     });
   }
 
-  #admit(conn: Deno.TcpConn): void {
+  #admit(conn: AcceptedConn): void {
     const generation = this.#generation;
-    const raw = conn.remoteAddr;
+    const raw = conn.remoteAddr as Deno.NetAddr;
     const hostname = normalizeHost(raw.hostname);
     const peer = formatHostPort(hostname, raw.port);
-    if (!generation.policy.allows(hostname)) {
-      this.#stats.denied++;
+    // Behind a load balancer the client is known only from the PROXY header:
+    // access rules and per-source limits wait for it.
+    const proxied = generation.proxyPeers !== undefined;
+    if (proxied && !generation.proxyPeers!.allows(hostname)) {
+      this.#stats.proxyRejected!.untrusted++;
       closeQuietly(conn);
-      const count = this.#deniedLog.hit(performance.now());
-      if (count > 0) this.#log.info("Connection denied by access rules", { peer, count });
+      const count = this.#proxyLog.hit(performance.now());
+      if (count > 0) {
+        this.#log.warn("Connection closed: peer is not listed in proxy_protocol", { peer, count });
+      }
+      return;
+    }
+    if (!proxied && !this.#allowed(generation, hostname, peer)) {
+      closeQuietly(conn);
       return;
     }
     if (generation.hours && !generation.hours.allows()) {
@@ -253,6 +297,15 @@ export class TcpListener implements RunningListener {
       }
       return;
     }
+    let source: string | undefined;
+    if (!proxied) {
+      const admitted = this.#limit(generation, hostname, peer);
+      if (admitted === false) {
+        closeQuietly(conn);
+        return;
+      }
+      source = admitted;
+    }
     try {
       conn.setNoDelay(true);
       conn.setKeepAlive(true);
@@ -261,9 +314,12 @@ export class TcpListener implements RunningListener {
     }
     this.#stats.accepted++;
     this.#active++;
+    const wire = new MeteredConn(conn, { transport: "tcp", hostname, port: raw.port });
     const tracked: Tracked = {
-      conn: new MeteredConn(conn, { transport: "tcp", hostname, port: raw.port }),
+      conn: wire,
+      wire,
       generation,
+      source,
       busy: false,
       lastBytes: 0,
       idleSince: performance.now(),
@@ -273,30 +329,153 @@ export class TcpListener implements RunningListener {
     this.#armIdleTimer();
   }
 
+  /** Applies allow/deny to the client; false (counted and logged) when denied. */
+  #allowed(generation: Generation, hostname: string, peer: string): boolean {
+    if (generation.policy.allows(hostname)) return true;
+    this.#stats.denied++;
+    const count = this.#deniedLog.hit(performance.now());
+    if (count > 0) this.#log.info("Connection denied by access rules", { peer, count });
+    return false;
+  }
+
+  /**
+   * Applies the per-source limits to the client: its source key when
+   * admitted (undefined without limits), false (counted and logged) when not.
+   */
+  #limit(generation: Generation, hostname: string, peer: string): string | undefined | false {
+    const table = this.#sources;
+    const limits = generation.config.limits;
+    if (!table || !limits) return undefined;
+    const source = table.keyOf(hostname);
+    const now = performance.now();
+    const reason = table.admit(source, now);
+    if (reason === undefined) return source;
+    this.#stats.limited![reason]++;
+    if (table.shouldLog(source, now)) {
+      const why = reason === "rate"
+        ? `rate (${formatRate(limits.rate!)}, burst ${limits.burst}) exceeded`
+        : `max_per_source (${limits.maxPerSource}) reached`;
+      this.#log.warn(`Connection refused: ${why}`, { peer, source, reason });
+    }
+    return false;
+  }
+
+  /**
+   * What comes before the service, in DESIGN order: the PROXY header (then
+   * access rules and per-source limits for the client it names), then the
+   * TLS handshake. Returns the peer to log, or undefined when the
+   * connection was refused (and is closed).
+   */
+  async #preamble(tracked: Tracked, peer: string): Promise<string | undefined> {
+    const { generation, wire } = tracked;
+    const config = generation.config;
+    const timeoutMs = config.headerTimeoutMs > 0 ? config.headerTimeoutMs : 2 ** 31 - 1;
+    let conn: MeteredConn | PrefixedConn = wire;
+    let client = wire.remoteAddr;
+    let local = wire.localAddr;
+    if (generation.proxyPeers) {
+      let header;
+      try {
+        const read = await readProxyHeader(wire, timeoutMs);
+        header = read.header;
+        conn = new PrefixedConn(wire, read.rest);
+      } catch (error) {
+        if (!(error instanceof ProxyHeaderError)) throw error;
+        if (tracked.reason === undefined) {
+          this.#preambleFailed(error, this.#stats.proxyRejected!, this.#proxyLog, peer);
+        }
+        return undefined;
+      }
+      if (header.source && header.destination) {
+        client = header.source;
+        local = header.destination;
+      }
+      const via = peer;
+      peer = formatHostPort(client.hostname, client.port);
+      if (!this.#allowed(generation, client.hostname, peer)) return undefined;
+      const admitted = this.#limit(generation, client.hostname, peer);
+      if (admitted === false) return undefined;
+      tracked.source = admitted;
+      if (this.#log.enabled("debug")) this.#log.debug("PROXY header accepted", { peer, via });
+    }
+    const tls = config.tls;
+    if (tls) {
+      try {
+        const secure = await acceptTls(conn, {
+          context: tls.context,
+          timeoutMs,
+          remoteAddr: client,
+          localAddr: local,
+        });
+        tracked.conn = new MeteredConn(secure, client, local);
+      } catch (error) {
+        if (!(error instanceof TlsHandshakeError)) throw error;
+        if (tracked.reason === undefined) {
+          this.#preambleFailed(error, this.#stats.tlsFailures!, this.#tlsLog, peer);
+        }
+        return undefined;
+      }
+    } else if (conn !== wire) {
+      tracked.conn = new MeteredConn(conn, client, local);
+    }
+    return peer;
+  }
+
+  /**
+   * Counts a failed PROXY header or TLS handshake by its reason and logs it,
+   * throttled; a client that left before sending anything is a debug line
+   * (health checks connect and close).
+   */
+  #preambleFailed(
+    error: ProxyHeaderError | TlsHandshakeError,
+    counts: Record<string, number>,
+    throttle: LogThrottle,
+    peer: string,
+  ): void {
+    if (error.reason === "closed") {
+      this.#log.debug(error.message, { peer });
+      return;
+    }
+    counts[error.reason] = (counts[error.reason] ?? 0) + 1;
+    const count = throttle.hit(performance.now());
+    if (count > 0) this.#log.info(`Connection closed: ${error.message}`, { peer, count });
+  }
+
   async #serve(tracked: Tracked, peer: string): Promise<void> {
-    const { conn, generation } = tracked;
-    const log = this.#log.child({ peer });
+    const { generation } = tracked;
     const summary = new ConnectionSummary();
-    const context: ConnectionContext = {
-      signal: generation.controller.signal,
-      log,
-      peer,
-      setBusy: (busy) => {
-        tracked.busy = busy;
-      },
-      note: (fields) => summary.note(fields),
-      get closing() {
-        return (tracked.closer ??= new AbortController()).signal;
-      },
-      setHeaderPending: (pending) => {
-        if (pending) generation.headers.start(tracked);
-        else generation.headers.stop(tracked);
-      },
-    };
     let outcome = "closed";
+    let log = this.#log.child({ peer });
     try {
-      await sendBanner(conn, generation.config.banner);
-      await generation.instance.stream!(conn, context);
+      if (generation.proxyPeers || generation.config.tls) {
+        const client = await this.#preamble(tracked, peer);
+        if (client === undefined) {
+          outcome = "refused";
+          return;
+        }
+        if (client !== peer) log = this.#log.child({ peer: client, via: peer });
+        peer = client;
+      }
+      const context: ConnectionContext = {
+        signal: generation.controller.signal,
+        log,
+        peer,
+        setBusy: (busy) => {
+          tracked.busy = busy;
+        },
+        note: (fields) => summary.note(fields),
+        get closing() {
+          return (tracked.closer ??= new AbortController()).signal;
+        },
+        setHeaderPending: (pending) => {
+          if (pending) generation.headers.start(tracked);
+          else generation.headers.stop(tracked);
+        },
+      };
+      // The banner goes out after the PROXY header and the TLS handshake, on
+      // the connection the service uses.
+      await sendBanner(tracked.conn, generation.config.banner);
+      await generation.instance.stream!(tracked.conn, context);
     } catch (error) {
       if (tracked.reason !== undefined) {
         outcome = tracked.reason;
@@ -308,10 +487,13 @@ export class TcpListener implements RunningListener {
         log.warn(`Handler failed: ${describeError(error)}`);
       }
     } finally {
+      const conn = tracked.conn;
       conn.close();
       generation.headers.stop(tracked);
+      tracked.wire.close();
       generation.connections.delete(tracked);
       this.#active--;
+      if (tracked.source !== undefined) this.#sources?.release(tracked.source);
       this.#stats.bytesIn += conn.bytesIn;
       this.#stats.bytesOut += conn.bytesOut;
       if (
@@ -329,10 +511,11 @@ export class TcpListener implements RunningListener {
   }
 
   #close(tracked: Tracked, reason: CloseReason): void {
-    if (tracked.conn.closed) return;
+    if (tracked.conn.closed && tracked.wire.closed) return;
     tracked.reason ??= reason;
     tracked.conn.close();
     tracked.closer?.abort();
+    tracked.wire.close();
   }
 
   #armIdleTimer(): void {

@@ -1,68 +1,76 @@
 /**
- * Shared secrets of the framed services: read from `token` or `token_file`
- * (which must not be readable by group or others), compared in constant time.
+ * Shared secrets of the framed services: read from `token`, `token_file`
+ * (which must not be readable by group or others) or `token_credential`
+ * (systemd credentials), compared in constant time.
  *
  * @module
  */
 
 import { createHash, timingSafeEqual } from "node:crypto";
+import { CredentialError, credentialNameProblem, readCredential } from "./credentials.ts";
 import type { OptionReader } from "./option_reader.ts";
+import { PrivateFileError, readPrivateFile } from "./private_file.ts";
 
 /**
- * Reads a listener's `token` / `token_file` keys. A token file must be a
- * regular file not readable by group or others (exit 78 otherwise, as ssh
- * does for keys); surrounding whitespace in it is ignored.
+ * Reads a listener's `token` / `token_file` / `token_credential` keys (at
+ * most one). A token file must be a regular file not readable by group or
+ * others (exit 78 otherwise, as ssh does for keys); a credential is read
+ * from `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`). Surrounding
+ * whitespace is ignored.
  * @param reader the listener's option reader
- * @returns the token, or undefined when neither key is set
+ * @param env reads an environment variable (for the credentials directory) @default {Deno.env.get}
+ * @returns the token, or undefined when no key is set
  */
-export function readToken(reader: OptionReader): string | undefined {
+export function readToken(
+  reader: OptionReader,
+  env?: (name: string) => string | undefined,
+): string | undefined {
   const inline = reader.string("token");
   const file = reader.path("token_file");
-  if (inline !== undefined && file !== undefined) {
-    reader.problem("token_file", `give either "token" or "token_file", not both`);
+  const credential = reader.string("token_credential");
+  const given = [
+    inline !== undefined && "token",
+    file !== undefined && "token_file",
+    credential !== undefined && "token_credential",
+  ].filter((key): key is string => key !== false);
+  if (given.length > 1) {
+    reader.problem(
+      given[1]!,
+      `give only one of "token", "token_file" and "token_credential" (found ${
+        given.map((key) => `"${key}"`).join(" and ")
+      })`,
+    );
     return undefined;
   }
   if (inline !== undefined) {
     if (inline.trim() === "") reader.problem("token", "must not be empty");
     return inline;
   }
-  if (file === undefined) return undefined;
-  return readSecretFile(reader, { key: "token_file", file });
-}
-
-/**
- * Reads a file holding a secret (a token, bus credentials): it must be a
- * regular file, not readable by group or others (as ssh requires of keys),
- * and not empty. Problems are reported on `key`.
- * @param reader the listener's option reader
- * @param secret the key that named the file (for problems) and the file's path
- * @returns the text without surrounding whitespace, or undefined after a problem
- */
-export function readSecretFile(
-  reader: OptionReader,
-  secret: { key: string; file: string },
-): string | undefined {
-  const { key, file } = secret;
+  let key: string, where: string, read: () => string;
+  if (file !== undefined) {
+    [key, where, read] = ["token_file", `"${file}"`, () => readPrivateFile(file)];
+  } else if (credential !== undefined) {
+    const bad = credentialNameProblem(credential);
+    if (bad) {
+      reader.problem("token_credential", bad);
+      return undefined;
+    }
+    key = "token_credential";
+    where = `credential "${credential}"`;
+    read = () => readCredential(credential, env);
+  } else {
+    return undefined;
+  }
   let text: string;
   try {
-    const info = Deno.statSync(file);
-    if (!info.isFile) {
-      reader.problem(key, `"${file}" is not a regular file`);
-      return undefined;
-    }
-    if (info.mode !== null && (info.mode & 0o077) !== 0) {
-      const mode = (info.mode & 0o777).toString(8).padStart(4, "0");
-      reader.problem(key, `"${file}" is readable by others (mode ${mode}): chmod 600 it`);
-      return undefined;
-    }
-    text = Deno.readTextFileSync(file).trim();
+    text = read().trim();
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound ? "does not exist" : (error as Error).message;
-    reader.problem(key, `"${file}" ${why}`);
+    if (!(error instanceof PrivateFileError || error instanceof CredentialError)) throw error;
+    reader.problem(key, error.message);
     return undefined;
   }
   if (text === "") {
-    reader.problem(key, `"${file}" is empty`);
+    reader.problem(key, `${where} is empty`);
     return undefined;
   }
   return text;
@@ -80,4 +88,32 @@ export function tokenMatches(expected: string, presented: unknown): boolean {
   const a = createHash("sha256").update(expected).digest();
   const b = createHash("sha256").update(presented).digest();
   return timingSafeEqual(a, b);
+}
+
+/**
+ * Reads a file holding a secret (bus credentials, say): a regular file, not
+ * readable by group or others (as ssh requires of keys), and not empty
+ * (lib/private_file.ts does the checks). Problems are reported on `key`.
+ * @param reader the listener's option reader
+ * @param secret the key that named the file (for problems) and the file's path
+ * @returns the text without surrounding whitespace, or undefined after a problem
+ */
+export function readSecretFile(
+  reader: OptionReader,
+  secret: { key: string; file: string },
+): string | undefined {
+  const { key, file } = secret;
+  let text: string;
+  try {
+    text = readPrivateFile(file).trim();
+  } catch (error) {
+    if (!(error instanceof PrivateFileError)) throw error;
+    reader.problem(key, error.message);
+    return undefined;
+  }
+  if (text === "") {
+    reader.problem(key, `"${file}" is empty`);
+    return undefined;
+  }
+  return text;
 }

@@ -1,7 +1,7 @@
 /**
  * One running UDP listener: a receive loop on one reused buffer, the
  * reflection guard (datagrams from ports 0, 7, 13, 19 and 37 are dropped),
- * access rules, and error isolation per datagram.
+ * access rules, the per-source rate, and error isolation per datagram.
  *
  * @module
  */
@@ -12,9 +12,16 @@ import type { ListenerConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { LogThrottle } from "./log_throttle.ts";
 import { describeError } from "./net_errors.ts";
-import { emptyStats, type ListenerStats, type RunningListener } from "./running_listener.ts";
+import {
+  copyStats,
+  emptyStats,
+  type ListenerStats,
+  type RunningListener,
+} from "./running_listener.ts";
 import type { ServiceInstance } from "./service.ts";
 import { settlesBy } from "./settles_by.ts";
+import { SourceTable } from "./source_limits.ts";
+import { formatRate } from "./units.ts";
 
 // Larger than the largest UDP payload (65,507 bytes over IPv4), so nothing is truncated.
 const RECEIVE_BUFFER = 65536;
@@ -47,6 +54,8 @@ export class UdpListener implements RunningListener {
   #failures = new LogThrottle();
   #denials = new LogThrottle();
   #stats: ListenerStats = emptyStats("udp");
+  // Kept across reloads, like the socket: a source's bucket is not refilled by a reload.
+  #sources?: SourceTable;
   #pendingConfig: ListenerConfig;
   // Sends not yet done, so `stop` closes the socket only after they are.
   #sending = 0;
@@ -111,10 +120,20 @@ export class UdpListener implements RunningListener {
 
   /** Counters since start. */
   get stats(): ListenerStats {
-    return { ...this.#stats };
+    const stats = copyStats(this.#stats);
+    stats.sources = this.#sources?.size ?? 0;
+    const service = this.#generation?.instance.status?.();
+    if (service) stats.service = service;
+    return stats;
   }
 
   #newGeneration(config: ListenerConfig, instance: ServiceInstance): Generation {
+    if (config.limits?.rate) {
+      if (this.#sources) this.#sources.configure(config.limits);
+      else this.#sources = new SourceTable(config.limits);
+    } else {
+      this.#sources = undefined;
+    }
     return { config, instance, policy: new AccessPolicy(config.allow, config.deny) };
   }
 
@@ -170,6 +189,8 @@ export class UdpListener implements RunningListener {
         }
         continue;
       }
+      const sources = this.#sources;
+      if (sources && !this.#withinRate(sources, generation.config, from)) continue;
       stats.datagrams!++;
       stats.bytesIn += data.length;
       try {
@@ -184,6 +205,24 @@ export class UdpListener implements RunningListener {
         }
       }
     }
+  }
+
+  /** Takes a token of the sender's source; false (counted, logged) when it has none. */
+  #withinRate(sources: SourceTable, config: ListenerConfig, from: Deno.NetAddr): boolean {
+    const host = normalizeHost(from.hostname);
+    const source = sources.keyOf(host);
+    const now = performance.now();
+    if (sources.allowDatagram(source, now)) return true;
+    this.#stats.limited!.rate++;
+    this.#stats.dropped!++;
+    if (sources.shouldLog(source, now)) {
+      const limits = config.limits!;
+      this.#log.warn(
+        `Datagrams dropped: rate (${formatRate(limits.rate!)}, burst ${limits.burst}) exceeded`,
+        { peer: formatHostPort(host, from.port), source, reason: "rate" },
+      );
+    }
+    return false;
   }
 
   /**

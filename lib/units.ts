@@ -163,3 +163,26 @@ export function formatSize(bytes: number): string {
   const text = value >= 100 || Number.isInteger(value) ? value.toFixed(0) : value.toFixed(1);
   return `${text.replace(/\.0$/, "")}${units[index]}`;
 }
+
+/**
+ * Formats a rate for messages: `20/s`, `600/m`, `5/10s`.
+ *
+ * @example
+ * ```ts
+ * import { formatRate } from "./units.ts";
+ * if (formatRate({ count: 600, perMs: 60_000 }) !== "600/m") throw new Error("wrong");
+ * ```
+ *
+ * @param rate the rate
+ * @returns its text, which {@linkcode parseRate} reads back
+ */
+export function formatRate(rate: Rate): string {
+  const unit = rate.perMs === 1000
+    ? "s"
+    : rate.perMs === 60_000
+    ? "m"
+    : rate.perMs === 3_600_000
+    ? "h"
+    : formatDuration(rate.perMs);
+  return `${rate.count}/${unit}`;
+}

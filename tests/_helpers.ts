@@ -198,7 +198,7 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
  * @returns the bytes read
  */
 export async function readBytes(
-  conn: Deno.Conn,
+  conn: Pick<Deno.Conn, "read" | "close">,
   count: number,
   timeoutMs = 5000,
 ): Promise<Uint8Array> {
@@ -223,7 +223,10 @@ export async function readBytes(
  * @param timeoutMs give up after this long (the connection is closed)
  * @returns every byte read
  */
-export async function readToEnd(conn: Deno.Conn, timeoutMs = 5000): Promise<Uint8Array> {
+export async function readToEnd(
+  conn: Pick<Deno.Conn, "read" | "close">,
+  timeoutMs = 5000,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   const buffer = new Uint8Array(65536);
   const timer = setTimeout(() => conn.close(), timeoutMs);
@@ -334,6 +337,8 @@ export interface SpawnDaemonOptions {
   env?: Record<string, string>;
   /** Wait for the "ready" line before returning. @default {true} */
   waitReady?: boolean;
+  /** A program (and its arguments) that runs the daemon, e.g. systemd-socket-activate. */
+  wrapper?: string[];
 }
 
 /**
@@ -346,9 +351,11 @@ export async function spawnDaemon(
   args: string[],
   options: SpawnDaemonOptions = {},
 ): Promise<Daemon> {
-  const { program, args: argv } = switchboardCommand(["serve", ...args]);
-  const child = new Deno.Command(program, {
-    args: argv,
+  const serve = switchboardCommand(["serve", ...args]);
+  // A wrapper (strace, systemd-socket-activate…) runs the daemon as its command.
+  const [wrapper, ...wrapperArgs] = options.wrapper ?? [];
+  const child = new Deno.Command(wrapper ?? serve.program, {
+    args: wrapper === undefined ? serve.args : [...wrapperArgs, serve.program, ...serve.args],
     cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",

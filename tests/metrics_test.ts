@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { renderMetrics } from "../lib/metrics.ts";
+import { emptyStats } from "../lib/running_listener.ts";
 import { parseConfig } from "../lib/config.ts";
 import { readBytes, spawnDaemon, tempConfig, udpRequest } from "./_helpers.ts";
 import { SERVICES } from "../handlers/mod.ts";
@@ -111,4 +112,46 @@ listen = "127.0.0.1:0"
   await missing.body?.cancel();
   daemon.child.kill("SIGTERM");
   assert.equal((await daemon.exit()).code, 0);
+});
+
+Deno.test("metrics: refusals by per-source limits, TLS and PROXY carry the listener and the reason", () => {
+  const tcp = emptyStats("tcp");
+  tcp.limited = { max_per_source: 4, rate: 2 };
+  tcp.tlsFailures = { plain: 1, handshake: 0, timeout: 3 };
+  tcp.proxyRejected = { untrusted: 5, malformed: 0, timeout: 0 };
+  tcp.sources = 7;
+  const udp = emptyStats("udp");
+  udp.limited = { max_per_source: 0, rate: 9 };
+  const text = renderMetrics([
+    {
+      name: "web",
+      service: "echo",
+      transport: "tcp",
+      addr: { transport: "tcp", hostname: "127.0.0.1", port: 7 },
+      tls: true,
+      proxyProtocol: true,
+      stats: tcp,
+    },
+    {
+      name: "u",
+      service: "time",
+      transport: "udp",
+      addr: { transport: "udp", hostname: "127.0.0.1", port: 37 },
+      stats: udp,
+    },
+  ], { version: "1", reloads: 0, failedReloads: 0, startedAt: 0 });
+  const lines = text.split("\n");
+  for (
+    const line of [
+      "# TYPE switchboard_limited_total counter",
+      'switchboard_limited_total{listener="web",reason="max_per_source"} 4',
+      'switchboard_limited_total{listener="web",reason="rate"} 2',
+      'switchboard_limited_total{listener="u",reason="rate"} 9',
+      'switchboard_tls_handshake_failures_total{listener="web",reason="timeout"} 3',
+      'switchboard_proxy_rejected_total{listener="web",reason="untrusted"} 5',
+      'switchboard_limit_sources{listener="web",service="echo",transport="tcp"} 7',
+    ]
+  ) assert.ok(lines.includes(line), `missing: ${line}\n${text}`);
+  assert.ok(!text.includes('switchboard_limited_total{listener="u",reason="max_per_source"}'));
+  assert.ok(!text.includes('switchboard_tls_handshake_failures_total{listener="u"'));
 });

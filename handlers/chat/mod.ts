@@ -186,6 +186,7 @@ export const chatService: Service = defineService<ChatOptions>({
         stream: (conn, connectionContext) =>
           serveChatConnection(conn, connectionContext, connection),
         close: release,
+        status: () => ({ members: entry.room.size }),
       };
     }
     // A reload keeps the socket and opens a new instance before closing the
@@ -210,6 +211,7 @@ export const chatService: Service = defineService<ChatOptions>({
     let closed = false;
     return {
       datagram: (data, from) => held.port.handle(data, from) as Promise<void> | undefined,
+      status: () => ({ members: entry.room.size }),
       close: () => {
         if (closed) return Promise.resolve();
         closed = true;

@@ -31,7 +31,7 @@ import {
 import { LogThrottle } from "../../lib/log_throttle.ts";
 import type { Logger } from "../../lib/log.ts";
 import { TokenBucket } from "../../lib/token_bucket.ts";
-import { formatDuration, type Rate } from "../../lib/units.ts";
+import { formatRate, type Rate } from "../../lib/units.ts";
 
 /**
  * How a member receives lines: one datagram each (`datagram-newline`: each
@@ -192,21 +192,8 @@ class Member implements ChatMember {
   }
 }
 
-/**
- * Formats a rate for messages: `20/s`, `600/m`, `5/10s`.
- * @param rate the rate
- * @returns its text
- */
-export function formatRate(rate: Rate): string {
-  const unit = rate.perMs === 1000
-    ? "s"
-    : rate.perMs === 60_000
-    ? "m"
-    : rate.perMs === 3_600_000
-    ? "h"
-    : formatDuration(rate.perMs);
-  return `${rate.count}/${unit}`;
-}
+// The rate formatter moved to lib (the listeners' limits use it too).
+export { formatRate };
 
 /** A chat room shared by the listeners that name it. */
 export class ChatRoom {

@@ -448,6 +448,7 @@ export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInst
         },
       });
     },
+    status: () => ({ running: slots.running }),
     close: async () => {
       // The daemon is going (after shutdown_timeout): nothing may outlive it.
       for (const group of state.groups) group.kill();

@@ -56,7 +56,8 @@ export function parseCmdOptions(reader: OptionReader, context: CmdParseContext =
   }) as CmdOptions["protocol"];
   const token = readToken(reader);
   const auth = reader.string("auth", { default: "token", choices: ["token", "none"] });
-  const tokenGiven = reader.has("token") || reader.has("token_file");
+  const tokenGiven = reader.has("token") || reader.has("token_file") ||
+    reader.has("token_credential");
   if (auth === "none") {
     if (tokenGiven) {
       reader.problem("auth", `"none" contradicts the token set on this listener: remove one`);
@@ -70,7 +71,8 @@ export function parseCmdOptions(reader: OptionReader, context: CmdParseContext =
   } else if (!tokenGiven) {
     reader.problem(
       "token",
-      `is required: set token or token_file (or auth = "none" on a loopback address)`,
+      `is required: set token, token_file or token_credential ` +
+        `(or auth = "none" on a loopback address)`,
     );
   }
   const shell = reader.stringArray("shell", { default: ["/bin/sh", "-c"] });
