@@ -32,15 +32,29 @@ export interface NatsServer extends AsyncDisposable {
   restart(): Promise<void>;
 }
 
+// Below the kernel's ephemeral range (32768–60999 here), so no socket bound
+// to port 0 elsewhere in a parallel test run can take a bus's port, not even
+// while a test has killed its server and is about to restart it there.
+const PORT_RANGE = [20_000, 32_000] as const;
+
 /**
- * A TCP port on 127.0.0.1 that was free a moment ago.
+ * A TCP port on 127.0.0.1 that was free a moment ago, chosen at random
+ * below the ephemeral range (see above).
  * @returns the port
+ * @throws {Error} when no free port was found in 200 tries
  */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  const [low, high] = PORT_RANGE;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    }
+  }
+  throw new Error(`No free port in ${low}..${high}`);
 }
 
 async function reachable(port: number): Promise<boolean> {
