@@ -26,7 +26,7 @@ export const TLS_OPTIONS: Readonly<Record<"tls" | "ca" | "insecure", OptionSpec>
 
 const TLS_LINES: readonly [string, string][] = [
   ["--tls", "use TLS, verifying the server against the system's CAs and the host name"],
-  ["--ca FILE", "trust this CA or self-signed certificate (implies --tls)"],
+  ["--ca FILE", "trust this CA or self-signed certificate; implies TLS"],
   ["--insecure", "use TLS without verifying the server (prints a warning)"],
 ];
 

@@ -84,7 +84,7 @@ ${tls}
     assert.equal(result.code, 1);
     assert.match(
       result.stderr,
-      /^switchboard echo: TLS: cannot read the CA file ".*nope\.pem": does not exist\n$/,
+      /^switchboard echo: cannot connect to 127\.0\.0\.1:\d+: TLS: cannot read the CA file ".*nope\.pem": does not exist\n$/,
     );
   });
   await t.step("usage: --udp with --tls, --ca with --insecure", async () => {
