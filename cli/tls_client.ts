@@ -157,7 +157,9 @@ export async function connectTls(address: ClientAddress, tls: TlsChoice): Promis
         `${error.code ?? ""} ${error.message}`,
       );
       const hint = verifying && tls.caFile === undefined ? " (trust it with --ca FILE)" : "";
-      const reason = verifying ? `${error.message}${hint}` : `handshake failed: ${error.message}`;
+      // One spelling whatever the TLS library (OpenSSL says "self-signed", BoringSSL "self signed").
+      const message = error.message.replace(/\bself signed\b/g, "self-signed");
+      const reason = verifying ? `${message}${hint}` : `handshake failed: ${message}`;
       reject(
         new TlsConnectError(
           verifying ? `cannot verify ${where}: ${reason}` : `with ${where}: ${reason}`,

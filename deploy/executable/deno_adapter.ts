@@ -150,6 +150,19 @@ export function toDenoError(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
   if (Object.values(errors).some((cls) => error instanceof cls)) return error;
   const system = error as SystemError;
+  // Name lookups fail as Deno's do (getaddrinfo's own words).
+  if (system.code === "ENOTFOUND" || system.code === "EAI_NONAME") {
+    return new errors.NotFound(
+      "failed to lookup address information: Name or service not known",
+      { cause: error },
+    );
+  }
+  if (system.code === "EAI_AGAIN") {
+    return new errors.NotFound(
+      "failed to lookup address information: Temporary failure in name resolution",
+      { cause: error },
+    );
+  }
   const known = system.code ? ERRNO[system.code] : undefined;
   if (!known) {
     if (system.code === "ERR_SOCKET_DGRAM_NOT_RUNNING" || system.code === "ERR_STREAM_DESTROYED") {
