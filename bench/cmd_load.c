@@ -3,7 +3,11 @@
  * command after another for a fixed time, timing each from connect to the
  * end of its reply. Prints one JSON line: commands/s, p50, p99, max (ms).
  *
- *   cmd_load MODE PORT CONCURRENCY SECONDS [TOKEN]
+ *   cmd_load MODE PORT CONCURRENCY SECONDS [TOKEN] [COMMAND]
+ *
+ * COMMAND (default "true") is the shell text sent in line, framed and keep
+ * modes (eof-mode servers run what their own configuration says). It must
+ * not need JSON escaping.
  *
  * MODE  eof      connect, read until the server closes (socat, ncat, xinetd)
  *       line     connect, send "true\n", read until close (Python reference)
@@ -168,7 +172,7 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: cmd_load eof|line|framed|keep PORT CONCURRENCY SECONDS [TOKEN]\n");
+    fprintf(stderr, "usage: cmd_load eof|line|framed|keep PORT CONCURRENCY SECONDS [TOKEN] [COMMAND]\n");
     return 64;
   }
   mode = !strcmp(argv[1], "eof") ? EOF_MODE
@@ -180,11 +184,12 @@ int main(int argc, char **argv) {
   int concurrency = atoi(argv[3]);
   seconds = atof(argv[4]);
   const char *token = argc > 5 ? argv[5] : "";
+  const char *command = argc > 6 ? argv[6] : "true";
   if (mode == LINE_MODE) {
-    request_len = (size_t)snprintf(request, sizeof request, "true\n");
+    request_len = (size_t)snprintf(request, sizeof request, "%s\n", command);
   } else if (mode == FRAMED_MODE || mode == KEEP_MODE) {
     char json[400];
-    int n = snprintf(json, sizeof json, "{\"op\":\"exec\",\"cmd\":\"true\",\"token\":\"%s\"}", token);
+    int n = snprintf(json, sizeof json, "{\"op\":\"exec\",\"cmd\":\"%s\",\"token\":\"%s\"}", command, token);
     request[0] = 0;
     request[1] = 0;
     request[2] = (char)(n >> 8);
