@@ -7,6 +7,8 @@
  */
 
 import { join } from "node:path";
+import { parseConfig } from "../lib/config.ts";
+import { SERVICES } from "../handlers/mod.ts";
 import {
   freePort,
   freePortBoth,
@@ -114,13 +116,23 @@ export function variants(context: BenchContext): Variant[] {
     { id: `switchboard workers=auto (${context.autoWorkers})`, build: "deno", workers: "auto" },
     { id: "executable", build: "executable", workers: 1 },
   ];
-  return context.autoWorkers > 1 ? list : list.filter((v) => v.workers === 1);
+  const several = context.autoWorkers > 1 && acceptsWorkers();
+  return several ? list : list.filter((v) => v.workers === 1);
+}
+
+/** Whether this checkout's config knows `[daemon] workers` (the multi-process daemon). */
+function acceptsWorkers(): boolean {
+  try {
+    parseConfig("[daemon]\nworkers = 2\n", "probe.toml", { services: SERVICES });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function toml(lines: Record<string, unknown>[], workers: number | "auto"): string {
-  const daemon = `[daemon]\nlog_level = "warn"\nshutdown_timeout = "2s"\nworkers = ${
-    JSON.stringify(workers)
-  }\n`;
+  const daemon = `[daemon]\nlog_level = "warn"\nshutdown_timeout = "2s"\n` +
+    (workers === 1 ? "" : `workers = ${JSON.stringify(workers)}\n`);
   const listeners = lines.map((table) =>
     "[[listener]]\n" +
     Object.entries(table).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n")
