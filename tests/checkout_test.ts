@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { VERSION } from "../lib/version.ts";
-import { listenerToml, ROOT, runCli, tempConfig, waitFor } from "./_helpers.ts";
+import { listenerToml, ROOT, tempConfig, waitFor } from "./_helpers.ts";
 
 const LAUNCHER = `${ROOT}/bin/switchboard`;
 const decoder = new TextDecoder();
