@@ -12,7 +12,7 @@ const BUN = join(ROOT, "node_modules", ".bin", "bun");
 
 const EXPECTED = [
   "tcp half-close both ways, nodelay and keepalive",
-  "a closed listener ends accept with BadResource, a bound port is AddrInUse",
+  "a closed listener ends accept with BadResource (and iteration), a bound port is AddrInUse",
   "connection refused is ConnectionRefused with Deno's message",
   "udp carries 65,507-byte datagrams into a reused buffer",
   "unix datagrams reach a socket path (sd_notify)",

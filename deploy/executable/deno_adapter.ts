@@ -199,6 +199,18 @@ function rethrow(error: unknown): never {
   throw toDenoError(error);
 }
 
+/** Yields what `next` gives until its resource is closed (BadResource ends it). */
+async function* untilClosed<T>(next: () => Promise<T>): AsyncIterableIterator<T> {
+  for (;;) {
+    try {
+      yield await next();
+    } catch (error) {
+      if (error instanceof errors.BadResource) return;
+      throw error;
+    }
+  }
+}
+
 function badResource(): Error {
   return new errors.BadResource("Bad resource ID");
 }
@@ -907,15 +919,8 @@ class TcpListener {
     this.#server.unref();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterableIterator<TcpConn> {
-    for (;;) {
-      try {
-        yield await this.accept();
-      } catch (error) {
-        if (error instanceof errors.BadResource) return;
-        throw error;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncIterableIterator<TcpConn> {
+    return untilClosed(() => this.accept());
   }
 
   [Symbol.dispose](): void {
@@ -1041,15 +1046,8 @@ class UdpConn {
     this.#waiting = undefined;
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterableIterator<[Uint8Array, NetAddr]> {
-    for (;;) {
-      try {
-        yield await this.receive();
-      } catch (error) {
-        if (error instanceof errors.BadResource) return;
-        throw error;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncIterableIterator<[Uint8Array, NetAddr]> {
+    return untilClosed(() => this.receive());
   }
 
   [Symbol.dispose](): void {

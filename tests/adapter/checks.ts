@@ -86,7 +86,7 @@ const checks: Record<string, () => Promise<string>> = {
     return reply;
   },
 
-  async "a closed listener ends accept with BadResource, a bound port is AddrInUse"() {
+  async "a closed listener ends accept with BadResource (and iteration), a bound port is AddrInUse"() {
     const listener = await D.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
     let inUse = "";
@@ -99,6 +99,14 @@ const checks: Record<string, () => Promise<string>> = {
     listener.close();
     const error = await accepting.then(() => undefined, (e) => e);
     if (!(error instanceof D.errors.BadResource)) throw new Error(`accept: ${error}`);
+    // Iterating a listener ends quietly once it is closed.
+    const other = await D.listen({ hostname: "127.0.0.1", port: 0 });
+    const iterating = (async () => {
+      for await (const conn of other) conn.close();
+      return "ended";
+    })();
+    other.close();
+    if (await within(iterating, 2000, "iteration") !== "ended") throw new Error("iteration");
     if (!inUse.includes("(os error 98)")) throw new Error(`second bind: ${inUse}`);
     return inUse;
   },
