@@ -703,6 +703,23 @@ class StdStream {
 /** Bytes a connection may hold unread before its socket is paused. */
 const READ_AHEAD = 256 * 1024;
 
+// Every chunk node reads is a fresh buffer outside the JS heap, which bun's
+// collector hardly sees: after this many bytes received (all connections
+// together) a collection runs, so a long upload's spent chunks are returned
+// instead of piling up. Measured on the 512 MiB upload test: RSS grew by
+// 27–37 MiB without it (limit 32), 23–34 MiB with an asynchronous hint every
+// 8–16 MiB, 14–21 MiB with a full collection every 32 MiB (a few ms each, so
+// at most a few percent of a gigabyte-per-second transfer).
+const COLLECT_EVERY = 32 * 1024 * 1024;
+let receivedSinceCollect = 0;
+
+function countReceived(bytes: number): void {
+  receivedSinceCollect += bytes;
+  if (receivedSinceCollect < COLLECT_EVERY) return;
+  receivedSinceCollect = 0;
+  (globalThis as { Bun?: { gc?: (sync: boolean) => void } }).Bun?.gc?.(true);
+}
+
 interface NetAddr {
   transport: "tcp" | "udp";
   hostname: string;
@@ -740,6 +757,7 @@ class TcpConn {
       resume?.();
     };
     socket.on("data", (chunk: Buffer) => {
+      countReceived(chunk.length);
       this.#chunks.push(chunk);
       this.#queued += chunk.length;
       if (this.#queued > READ_AHEAD) socket.pause();
