@@ -187,9 +187,12 @@ export class ZoneAbbreviations {
   static load(zone: string, options: LoadZoneOptions = {}): ZoneAbbreviations {
     const dir = options.zoneinfo ?? envTzdir() ?? DEFAULT_ZONEINFO;
     // Temporal accepts names case-insensitively and keeps links ("US/Eastern");
-    // the file may only exist under the canonical spelling.
-    const candidates = [zone, canonicalName(zone)];
-    for (const name of candidates) {
+    // the file may only exist under the canonical spelling. That spelling
+    // comes from Intl, asked only when the name as given has no file:
+    // Intl.DateTimeFormat loads ICU's locale data, megabytes of idle RSS.
+    const candidates = [() => zone, () => canonicalName(zone)];
+    for (const candidate of candidates) {
+      const name = candidate();
       if (name === undefined || name.includes("..") || name.startsWith("/")) continue;
       try {
         return new ZoneAbbreviations(zone, parseTzif(Deno.readFileSync(join(dir, name))));

@@ -121,3 +121,24 @@ Deno.test("time zone names are checked, with a suggestion for a typo", async (t)
     }
   });
 });
+
+Deno.test("a zone whose TZif file exists under its own name never asks Intl for its spelling", () => {
+  // Intl.DateTimeFormat loads ICU's locale data (megabytes of a time-only
+  // daemon's idle RSS): only a name without a file of its own needs it.
+  const original = Intl.DateTimeFormat;
+  let made = 0;
+  const counting = function (...args: ConstructorParameters<typeof Intl.DateTimeFormat>) {
+    made++;
+    return new original(...args);
+  } as unknown as typeof Intl.DateTimeFormat;
+  Intl.DateTimeFormat = counting;
+  try {
+    const names = ZoneAbbreviations.load("UTC", { zoneinfo: "/usr/share/zoneinfo" });
+    assert.equal(names.fromTzif, true);
+    assert.equal(made, 0);
+    ZoneAbbreviations.load("utc", { zoneinfo: "/usr/share/zoneinfo" });
+    assert.equal(made > 0, true);
+  } finally {
+    Intl.DateTimeFormat = original;
+  }
+});
