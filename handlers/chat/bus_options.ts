@@ -8,9 +8,9 @@
  * @module
  */
 
-import { nkeys } from "@nats-io/transport-node";
 import type { OptionReader } from "../../lib/option_reader.ts";
 import { readSecretFile } from "../../lib/token.ts";
+import { isNkeySeed } from "./nkey_seed.ts";
 
 /** How a daemon logs in to the bus. */
 export type BusAuth =
@@ -92,12 +92,7 @@ export function parseCreds(text: string): BusAuth | string {
   if (text.includes(CREDS_JWT)) return { kind: "creds", text: `${text.trim()}\n` };
   const seed = text.trim();
   if (/^SU[A-Z2-7]+$/.test(seed)) {
-    try {
-      nkeys.fromSeed(new TextEncoder().encode(seed));
-      return { kind: "nkey", seed };
-    } catch {
-      return "holds an nkey seed that does not decode";
-    }
+    return isNkeySeed(seed) ? { kind: "nkey", seed } : "holds an nkey seed that does not decode";
   }
   return "is neither a NATS credentials file (user JWT and seed) nor an nkey user seed (SU…)";
 }

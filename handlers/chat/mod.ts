@@ -12,7 +12,7 @@
 
 import { createHash } from "node:crypto";
 import { type BusOptions, readBusOptions } from "./bus_options.ts";
-import { RoomBus } from "./room_bus.ts";
+import type { RoomBus } from "./room_bus.ts";
 import { ChatRoom, formatRate, type MemberLimits } from "./room.ts";
 import { serveChatConnection } from "./tcp.ts";
 import { ChatDatagramPort } from "./udp.ts";
@@ -76,6 +76,10 @@ function roomKey(name: string, bus: BusOptions | undefined): string {
   return `chat:room:${name} ${bus.target} ${login}`;
 }
 
+// The bus side and its NATS client are loaded when a listener first names a
+// bus: a daemon without one never has them in memory.
+let busClass: typeof RoomBus | undefined;
+
 function acquireRoom(
   name: string,
   bus: BusOptions | undefined,
@@ -86,7 +90,7 @@ function acquireRoom(
     const room = new ChatRoom({ name, now: context.now, log: context.log });
     return {
       room,
-      bus: bus && new RoomBus({
+      bus: bus && new busClass!({
         room,
         roomName: name,
         bus,
@@ -173,6 +177,12 @@ export const chatService: Service = defineService<ChatOptions>({
     return parts.join(" ");
   },
   open(options, context) {
+    if (options.bus !== undefined && busClass === undefined) {
+      return import("./room_bus.ts").then(({ RoomBus }) => {
+        busClass = RoomBus;
+        return chatService.open(options, context);
+      });
+    }
     const [entry, release] = acquireRoom(options.room ?? context.name, options.bus, context);
     const limits = limitsOf(options);
     if (context.transport === "tcp") {
