@@ -17,7 +17,7 @@ import type { Verb } from "./verb.ts";
 
 /** What the generated files are made from. */
 export interface ManualSource {
-  /** The verb table (`VERBS` of `main.ts`). */
+  /** The verbs (`loadVerbs()` of `main.ts`). */
   verbs: readonly Verb[];
   /** The service table (`SERVICES` of `handlers/mod.ts`). */
   services: readonly Service[];
@@ -322,7 +322,7 @@ export const MANUAL_FILES = {
 } as const;
 
 if (import.meta.main) {
-  const { VERBS } = await import("../main.ts");
+  const VERBS = await (await import("../main.ts")).loadVerbs();
   const { SERVICES } = await import("../handlers/mod.ts");
   const { VERSION } = await import("../lib/version.ts");
   const root = new URL("..", import.meta.url);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { VERBS } from "../main.ts";
+import { loadVerbs } from "../main.ts";
 import {
   EVERY_SERVICE as N,
   freePort,
@@ -7,6 +7,8 @@ import {
   startEveryService,
 } from "./_cli_helpers.ts";
 import { listenerToml, runCli, tempConfig } from "./_helpers.ts";
+
+const VERBS = await loadVerbs();
 
 async function withRoot(
   fill: (root: string) => Promise<void>,

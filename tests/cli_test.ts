@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { VERBS } from "../main.ts";
+import { loadVerbs } from "../main.ts";
 import { VERSION } from "../lib/version.ts";
 import {
   BUILT,
@@ -14,6 +14,8 @@ import {
   udpRequest,
   waitFor,
 } from "./_helpers.ts";
+
+const VERBS = await loadVerbs();
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { loadVerbs, VERB_TABLE } from "../main.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -45,10 +46,22 @@ async function staticClosure(entry: string): Promise<Set<string>> {
 Deno.test("the daemon's start-up path loads no NATS client, fast-check or moment-timezone", async () => {
   // Each costs megabytes of idle RSS and start-up time; they are loaded
   // (import()) only when a listener needs them, or only by tests.
-  const loaded = [...await staticClosure("main.ts")];
+  const loaded = [...await staticClosure("cli/serve.ts")];
   assert.equal(loaded.some((s) => s.endsWith("/handlers/chat/mod.ts")), true);
   const heavy = loaded.filter((s) =>
     /\/node_modules\/(@nats-io|fast-check|moment-timezone)\//.test(s)
   );
   assert.deepEqual(heavy, []);
+});
+
+Deno.test("main.ts loads no verb before it runs, and its table names each verb as the verb does", async () => {
+  const loaded = [...await staticClosure("main.ts")];
+  const verbs = loaded.filter((s) =>
+    /\/cli\/(serve|check|echo|chat|cmd|time|get|put|ls|version)\.ts$/.test(s)
+  );
+  assert.deepEqual(verbs, []);
+  assert.deepEqual(
+    (await loadVerbs()).map((verb) => verb.name),
+    VERB_TABLE.map((entry) => entry.name),
+  );
 });

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import { VERBS } from "../main.ts";
+import { loadVerbs } from "../main.ts";
 import { MANUAL_FILES, renderBashCompletion, renderManPage, roffEscape } from "../cli/manual.ts";
 import { SERVICES } from "../handlers/mod.ts";
 import { VERSION } from "../lib/version.ts";
 import { EXIT_STATUS } from "../cli/exit_status.ts";
 import { ROOT } from "./_helpers.ts";
+
+const VERBS = await loadVerbs();
 
 const decoder = new TextDecoder();
 const SOURCE = { verbs: VERBS, services: SERVICES, version: VERSION };

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { ROOT } from "./_helpers.ts";
-import { VERBS } from "../main.ts";
+import { loadVerbs } from "../main.ts";
+
+const VERBS = await loadVerbs();
 
 const README = await Deno.readTextFile(`${ROOT}/README.md`);
 
