@@ -13,6 +13,7 @@ import { findConfigSource } from "../lib/config_file.ts";
 import { runDaemon } from "../lib/daemon.ts";
 import { ExitCode } from "../lib/exit_codes.ts";
 import { Logger } from "../lib/log.ts";
+import { runWorker, takeWorkerNumber } from "../lib/worker_main.ts";
 import { SERVICES } from "../handlers/mod.ts";
 
 const HELP = `Usage: switchboard serve [-c FILE] [--exit-with-parent]
@@ -45,6 +46,9 @@ Exit codes: 0 stopped cleanly, 64 usage, 71 a listener cannot bind,
  * @throws {UsageError} on a bad command line
  */
 async function runServe(args: string[]): Promise<number> {
+  // A worker of `[daemon] workers`, started by the supervisor (never by hand).
+  const worker = takeWorkerNumber();
+  if (worker !== undefined) return await runWorker({ number: worker, services: SERVICES });
   const { values, positionals } = parseVerbArgs(args, serveVerb.options);
   if (values.help) {
     writeOut(HELP);

@@ -8,8 +8,13 @@
 
 /** Programs running on one listener (kept in the supervisor's shared state). */
 export interface SlotCounter {
-  /** How many slots are taken now. */
+  /** How many slots are taken now (by this process). */
   running: number;
+  /**
+   * Takes a slot where the count is kept elsewhere (a worker asks its
+   * supervisor); absent, `running` is the count.
+   */
+  acquire?(max: number): Promise<(() => void) | undefined>;
 }
 
 /**
@@ -39,4 +44,16 @@ export function trySlot(slots: SlotCounter, max: number): (() => void) | undefin
     held = false;
     slots.running--;
   };
+}
+
+/**
+ * Takes a slot when fewer than `max` are taken, asking whoever keeps the
+ * count when it is kept elsewhere (`[daemon] workers`).
+ * @param slots the listener's counter
+ * @param max the listener's `max_concurrent`
+ * @returns an idempotent release function, or undefined when all are taken
+ * @throws {Error} when the one keeping the count is gone
+ */
+export function acquireSlot(slots: SlotCounter, max: number): Promise<(() => void) | undefined> {
+  return slots.acquire ? slots.acquire(max) : Promise.resolve(trySlot(slots, max));
 }

@@ -35,6 +35,12 @@ export interface DaemonConfig {
   shutdownTimeoutMs: number;
   /** Where to serve `/metrics` and `/healthz` over HTTP, if anywhere. */
   metrics?: ListenAddress;
+  /**
+   * Processes serving the TCP listeners (`workers`): 1 is the daemon alone;
+   * more, or `"auto"` (one per available core), run worker processes that
+   * share each port (lib/worker_pool.ts).
+   */
+  workers?: number | "auto";
 }
 
 /** One `[[listener]]`, validated. */
@@ -93,6 +99,10 @@ export interface Config {
   listeners: ListenerConfig[];
   /** Things worth one log line each (e.g. what the embedded default skipped). */
   notes: string[];
+  /** The TOML text it was parsed from (workers parse the same text). */
+  text?: string;
+  /** The directory relative paths were resolved against. */
+  baseDir?: string;
 }
 
 /** A config with problems; `problems` lists every one of them. */
@@ -174,7 +184,11 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
 
   const root = reader(document, "");
   const daemonTable = tableAt(root, document, "daemon");
-  const daemon = readDaemon(reader(daemonTable ?? {}, "daemon"), daemonTable !== undefined);
+  const daemon = readDaemon(
+    reader(daemonTable ?? {}, "daemon"),
+    daemonTable !== undefined,
+    daemonTable?.workers,
+  );
 
   const listeners: ListenerConfig[] = [];
   const identities: ListenerIdentity[] = [];
@@ -213,7 +227,7 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
     throw new ConfigError(problems);
   }
   const notes = listeners.some((l) => l.enabled) ? [] : ["No listener is enabled"];
-  return { file, daemon, listeners, notes };
+  return { file, daemon, listeners, notes, text, baseDir };
 }
 
 function isArrayOfTables(value: unknown): boolean {
@@ -237,7 +251,10 @@ function tableAt(
   return undefined;
 }
 
-function readDaemon(reader: OptionReader, present: boolean): DaemonConfig {
+/** The most `workers` a config may ask for. */
+export const MAX_WORKERS = 256;
+
+function readDaemon(reader: OptionReader, present: boolean, workers: unknown): DaemonConfig {
   const daemon: DaemonConfig = {
     logLevel: reader.string("log_level", { default: "info", choices: LOG_LEVELS }) as LogLevel,
     logFormat: reader.string("log_format", {
@@ -245,6 +262,9 @@ function readDaemon(reader: OptionReader, present: boolean): DaemonConfig {
       choices: ["text", "json"],
     }) as LogFormat,
     shutdownTimeoutMs: reader.duration("shutdown_timeout", { default: "10s", max: 3_600_000 }),
+    workers: typeof workers === "string"
+      ? reader.string("workers", { default: "auto", choices: ["auto"] }) as "auto"
+      : reader.integer("workers", { default: 1, min: 1, max: MAX_WORKERS }),
   };
   const metrics = reader.string("metrics");
   if (metrics !== undefined) {

@@ -19,6 +19,8 @@ import type { Service } from "./service.ts";
 import { PassedSockets } from "./socket_activation.ts";
 import { StartFailure, Supervisor } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
+import { workerCount } from "./worker_config.ts";
+import { WorkerSupervisor } from "./worker_supervisor.ts";
 
 /** Options for {@linkcode runDaemon}. */
 export interface DaemonOptions {
@@ -156,7 +158,10 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       });
     }
 
-    const supervisor = new Supervisor({ log, services, passedSockets });
+    const workers = workerCount(config.daemon.workers);
+    const supervisor = workers > 1
+      ? new WorkerSupervisor({ log, services, passedSockets, workers })
+      : new Supervisor({ log, services, passedSockets });
     try {
       await supervisor.apply(config);
     } catch (error) {
@@ -176,7 +181,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       facts.lastReload = { at: Date.now(), ok, summary };
     };
     const metricsSource = {
-      listeners: () => supervisor.listeners,
+      listeners: () => supervisor.gather(),
       facts: () => facts,
       links: () => supervisor.links.links,
     };
@@ -200,6 +205,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       config: describeSource(source),
       listeners: supervisor.listeners.length,
       pid: Deno.pid,
+      workers: workers > 1 ? workers : undefined,
     });
     const notifier = SystemdNotifier.fromEnvironment(
       {},
@@ -237,6 +243,9 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
         log.configure({ level: next.daemon.logLevel, format: next.daemon.logFormat });
         shutdownTimeoutMs = next.daemon.shutdownTimeoutMs;
         for (const note of next.notes) log.info(note);
+        if (workerCount(next.daemon.workers) !== workers) {
+          log.warn(`A new workers value takes effect at the next start; ${workers} kept`);
+        }
         log.info("Reloaded", {
           added: summary.added.length,
           changed: summary.changed.length,

@@ -53,7 +53,11 @@ interface LoggerState {
 
 const encoder = new TextEncoder();
 
-function stderrSink(line: string): void {
+/**
+ * Writes one line to stderr, never throwing (the default sink).
+ * @param line the formatted line, without its newline
+ */
+export function stderrSink(line: string): void {
   const bytes = encoder.encode(line + "\n");
   let written = 0;
   try {

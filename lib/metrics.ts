@@ -216,8 +216,8 @@ const REASON_FAMILIES: readonly ReasonFamily[] = [
 
 /** What the metrics endpoint reads on each scrape. */
 export interface MetricsSource {
-  /** The running listeners. */
-  listeners(): readonly ListenerStatus[];
+  /** The running listeners (with workers, gathered from them). */
+  listeners(): readonly ListenerStatus[] | Promise<readonly ListenerStatus[]>;
   /** Daemon-wide facts. */
   facts(): DaemonFacts;
   /** The links to outside systems, when there are any. */
@@ -246,19 +246,20 @@ export function serveMetrics(address: ListenAddress, source: MetricsSource): Met
     port: address.port,
     signal: controller.signal,
     onListen: () => {},
-  }, (request) => {
+  }, async (request) => {
     const { pathname } = new URL(request.url);
     if (request.method !== "GET" && request.method !== "HEAD") {
       return new Response("Method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
     }
     if (pathname === "/metrics") {
-      return new Response(renderMetrics(source.listeners(), source.facts(), source.links?.()), {
+      const listeners = await source.listeners();
+      return new Response(renderMetrics(listeners, source.facts(), source.links?.()), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       });
     }
     if (pathname === "/healthz") return new Response("ok\n");
     if (pathname === "/") {
-      return new Response(renderStatusPage(source.listeners(), source.facts()), {
+      return new Response(renderStatusPage(await source.listeners(), source.facts()), {
         headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
       });
     }

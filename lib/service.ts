@@ -8,6 +8,7 @@
  */
 
 import type { ListenAddress } from "./address.ts";
+import type { SlotCounter } from "./command_slots.ts";
 import type { LinkBoard } from "./link_board.ts";
 import type { LogFields, Logger } from "./log.ts";
 import type { OptionReader } from "./option_reader.ts";
@@ -113,6 +114,17 @@ export interface ListenerContext {
   readonly now: () => number;
   /** UDP only: sends a datagram from the listener's socket. */
   readonly send: (data: Uint8Array, to: Deno.NetAddr) => Promise<void>;
+  /**
+   * The listener's `max_concurrent` slots: one counter per listener name,
+   * kept across reloads; with `[daemon] workers`, held by the supervisor so
+   * the limit holds across all worker processes. @default {none: use `shared`}
+   */
+  readonly slots?: SlotCounter;
+  /**
+   * True when other worker processes serve this listener too: a file
+   * another process is writing may look like a leftover of a crash.
+   */
+  readonly sharedWithWorkers?: boolean;
 }
 
 /** A service opened for one listener. */
@@ -162,6 +174,11 @@ export interface Service<O = unknown> {
    * safe without a config file); absent when the default does not run it.
    */
   readonly embeddedDefault?: (environment: EmbeddedEnvironment) => EmbeddedDefault;
+  /**
+   * Whether its state lives in one process (a chat room): with
+   * `[daemon] workers`, its listeners are served by the supervisor itself.
+   */
+  readonly perProcess?: boolean;
   /** The default `idle_timeout` of its TCP listeners, in ms (0: none). */
   readonly defaultIdleTimeoutMs?: number;
   /**

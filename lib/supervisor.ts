@@ -8,6 +8,8 @@
  */
 
 import { formatHostPort } from "./address.ts";
+import type { AdmissionGate } from "./admission.ts";
+import type { SlotCounter } from "./command_slots.ts";
 import type { Config, ListenerConfig } from "./config.ts";
 import { LinkBoard } from "./link_board.ts";
 import type { Logger } from "./log.ts";
@@ -108,6 +110,20 @@ export interface SupervisorOptions {
   wallClock?: () => number;
   /** The sockets systemd passed, for `fd:` listeners. @default {none} */
   passedSockets?: PassedSockets;
+  /** Binds TCP sockets with `SO_REUSEPORT`, so workers share each port. @default {false} */
+  reusePort?: boolean;
+  /** Decides `max_connections` and per-source limits elsewhere (a worker's supervisor). */
+  gate?: AdmissionGate;
+  /**
+   * The `max_concurrent` slots of a listener, by name (a worker's are
+   * brokered by its supervisor). @default {one counter per name, kept here}
+   */
+  slots?: (listener: string) => SlotCounter;
+  /**
+   * Whether other processes serve these listeners too (workers), asked when
+   * a service opens. @default {never}
+   */
+  sharedWithWorkers?: () => boolean;
 }
 
 interface Prepared {
@@ -139,6 +155,10 @@ export class Supervisor {
   #stopping: Promise<void>[] = [];
   #shutdownTimeoutMs = 10_000;
   #busy: Promise<unknown> = Promise.resolve();
+  #reusePort: boolean;
+  #gate?: AdmissionGate;
+  #slots: (listener: string) => SlotCounter;
+  #sharedWithWorkers: () => boolean;
 
   /**
    * @param options logger and service table
@@ -150,6 +170,11 @@ export class Supervisor {
     this.#links = options.links ?? new LinkBoard();
     this.#wallClock = options.wallClock ?? Date.now;
     this.#passed = options.passedSockets ?? new PassedSockets();
+    this.#reusePort = options.reusePort ?? false;
+    this.#gate = options.gate;
+    this.#slots = options.slots ??
+      ((name) => this.#shared.obtain(`slots:${name}`, () => ({ running: 0 })));
+    this.#sharedWithWorkers = options.sharedWithWorkers ?? (() => false);
   }
 
   /** The links services keep to outside systems (for metrics and status). */
@@ -169,6 +194,15 @@ export class Supervisor {
       proxyProtocol: listener.config.proxyProtocol.length > 0,
       stats: listener.stats,
     }));
+  }
+
+  /**
+   * The running listeners, as {@linkcode Supervisor.listeners}, for callers
+   * that also gather from workers.
+   * @returns the listeners
+   */
+  gather(): Promise<ListenerStatus[]> {
+    return Promise.resolve(this.listeners);
   }
 
   /**
@@ -276,7 +310,7 @@ export class Supervisor {
         ? await this.#passed.listen(fd, config.name)
         : config.transport === "tcp"
         ? await bindWildcardAware(
-          (h) => Deno.listen({ hostname: h, port, transport: "tcp" }),
+          (h) => Deno.listen({ hostname: h, port, transport: "tcp", reusePort: this.#reusePort }),
           hostname,
         )
         : await bindWildcardAware(
@@ -298,6 +332,7 @@ export class Supervisor {
       } else {
         listener = new TcpListener(socket as StreamListener, config, instance, log, {
           wallClock: this.#wallClock,
+          gate: this.#gate,
         });
       }
       return { config, listener, instance };
@@ -332,6 +367,8 @@ export class Supervisor {
         links: this.#links,
         now: this.#clock,
         send: udp ? udp.send : () => Promise.reject(new TypeError("Not a UDP listener")),
+        slots: this.#slots(config.name),
+        sharedWithWorkers: this.#sharedWithWorkers(),
       };
       const opened = await service.open(config.options, context);
       const needed = config.transport === "tcp" ? opened.stream : opened.datagram;

@@ -7,6 +7,7 @@
  */
 
 import { AccessPolicy } from "./access.ts";
+import type { AdmissionAnswer, AdmissionGate } from "./admission.ts";
 import { AccessTimes } from "./access_times.ts";
 import { formatHostPort, normalizeHost } from "./address.ts";
 import { sendBanner } from "./banner.ts";
@@ -27,7 +28,7 @@ import {
   type RunningListener,
 } from "./running_listener.ts";
 import { settlesBy } from "./settles_by.ts";
-import { SourceTable } from "./source_limits.ts";
+import { type LimitReason, SourceTable } from "./source_limits.ts";
 import type { AcceptedConn, StreamListener } from "./stream_listener.ts";
 import { acceptTls, TlsHandshakeError } from "./tls_server.ts";
 import { formatDuration, formatRate } from "./units.ts";
@@ -58,6 +59,8 @@ interface Tracked {
   generation: Generation;
   /** The source counted by the per-source limits, to release at the end. */
   source?: string;
+  /** Gives back what an admission gate granted (workers), at the end. */
+  release?: () => void;
   busy: boolean;
   reason?: CloseReason;
   /** Made when a handler asks for `context.closing`. */
@@ -79,6 +82,11 @@ const SHUTDOWN_SWEEP_MS = 50;
 export interface TcpListenerOptions {
   /** The wall clock `access_times` is read with, ms since the epoch. @default {Date.now} */
   wallClock?: () => number;
+  /**
+   * Decides `max_connections` and the per-source limits instead of this
+   * listener's own counts (a worker asks its supervisor). @default {counted here}
+   */
+  gate?: AdmissionGate;
 }
 
 /** Starts and stops one TCP listener; created by the supervisor. */
@@ -102,6 +110,7 @@ export class TcpListener implements RunningListener {
   #proxyLog = new LogThrottle();
   #stats: ListenerStats = emptyStats("tcp");
   #sources?: SourceTable;
+  #gate?: AdmissionGate;
 
   /**
    * Starts accepting on an already bound (or adopted) socket.
@@ -121,6 +130,7 @@ export class TcpListener implements RunningListener {
     this.#listener = listener;
     this.#log = log;
     this.#wallClock = options.wallClock ?? Date.now;
+    this.#gate = options.gate;
     this.#generation = this.#newGeneration(config, instance);
     this.#acceptLoop = this.#accept();
   }
@@ -285,16 +295,13 @@ export class TcpListener implements RunningListener {
       if (count > 0) this.#log.info("Connection refused outside access_times", { peer, count });
       return;
     }
+    if (this.#gate) {
+      void this.#admitThroughGate(this.#gate, conn, generation, proxied ? undefined : hostname);
+      return;
+    }
     if (this.#active >= generation.config.maxConnections) {
-      this.#stats.refused++;
+      this.#refuseFull(generation, peer);
       closeQuietly(conn);
-      const count = this.#refusedLog.hit(performance.now());
-      if (count > 0) {
-        this.#log.warn(
-          `Connection refused: max_connections (${generation.config.maxConnections}) reached`,
-          { peer, count },
-        );
-      }
       return;
     }
     let source: string | undefined;
@@ -306,6 +313,85 @@ export class TcpListener implements RunningListener {
       }
       source = admitted;
     }
+    this.#track(conn, generation, source);
+  }
+
+  #refuseFull(generation: Generation, peer: string): void {
+    this.#stats.refused++;
+    const count = this.#refusedLog.hit(performance.now());
+    if (count > 0) {
+      this.#log.warn(
+        `Connection refused: max_connections (${generation.config.maxConnections}) reached`,
+        { peer, count },
+      );
+    }
+  }
+
+  /**
+   * Admits through the gate (a worker asks its supervisor): the connection
+   * waits, unserved, for the answer; a refusal is counted and logged here.
+   */
+  async #admitThroughGate(
+    gate: AdmissionGate,
+    conn: AcceptedConn,
+    generation: Generation,
+    host: string | undefined,
+  ): Promise<void> {
+    let answer: AdmissionAnswer;
+    try {
+      answer = await gate.admit({
+        listener: generation.config.name,
+        connection: true,
+        maxConnections: generation.config.maxConnections,
+        host,
+        limits: host === undefined ? undefined : generation.config.limits,
+      });
+    } catch {
+      closeQuietly(conn);
+      return;
+    }
+    if (!answer.admitted || this.#stopping) {
+      if (answer.admitted) answer.release();
+      else this.#refusedByGate(answer, generation, conn);
+      closeQuietly(conn);
+      return;
+    }
+    this.#track(conn, generation, undefined, answer.release);
+  }
+
+  #refusedByGate(
+    answer: AdmissionAnswer & { admitted: false },
+    generation: Generation,
+    conn: { remoteAddr: Deno.Addr },
+    client?: string,
+  ): void {
+    const raw = conn.remoteAddr as Deno.NetAddr;
+    const peer = client ?? formatHostPort(normalizeHost(raw.hostname), raw.port);
+    if (answer.reason === "max_connections") {
+      this.#refuseFull(generation, peer);
+      return;
+    }
+    this.#stats.limited![answer.reason]++;
+    if (answer.log) this.#logLimited(generation, answer.reason, peer, answer.source ?? "?");
+  }
+
+  #logLimited(generation: Generation, reason: LimitReason, peer: string, source: string): void {
+    const limits = generation.config.limits!;
+    const why = reason === "rate"
+      ? `rate (${formatRate(limits.rate!)}, burst ${limits.burst}) exceeded`
+      : `max_per_source (${limits.maxPerSource}) reached`;
+    this.#log.warn(`Connection refused: ${why}`, { peer, source, reason });
+  }
+
+  #track(
+    conn: AcceptedConn,
+    generation: Generation,
+    source: string | undefined,
+    release?: () => void,
+  ): void {
+    const raw = conn.remoteAddr as Deno.NetAddr;
+    const hostname = normalizeHost(raw.hostname);
+    const peer = formatHostPort(hostname, raw.port);
     try {
       conn.setNoDelay(true);
       conn.setKeepAlive(true);
@@ -320,6 +406,7 @@ export class TcpListener implements RunningListener {
       wire,
       generation,
       source,
+      release,
       busy: false,
       lastBytes: 0,
       idleSince: performance.now(),
@@ -351,12 +438,7 @@ export class TcpListener implements RunningListener {
     const reason = table.admit(source, now);
     if (reason === undefined) return source;
     this.#stats.limited![reason]++;
-    if (table.shouldLog(source, now)) {
-      const why = reason === "rate"
-        ? `rate (${formatRate(limits.rate!)}, burst ${limits.burst}) exceeded`
-        : `max_per_source (${limits.maxPerSource}) reached`;
-      this.#log.warn(`Connection refused: ${why}`, { peer, source, reason });
-    }
+    if (table.shouldLog(source, now)) this.#logLimited(generation, reason, peer, source);
     return false;
   }
 
@@ -393,9 +475,15 @@ export class TcpListener implements RunningListener {
       const via = peer;
       peer = formatHostPort(client.hostname, client.port);
       if (!this.#allowed(generation, client.hostname, peer)) return undefined;
-      const admitted = this.#limit(generation, client.hostname, peer);
-      if (admitted === false) return undefined;
-      tracked.source = admitted;
+      if (this.#gate) {
+        if (!(await this.#limitThroughGate(this.#gate, tracked, client.hostname, peer))) {
+          return undefined;
+        }
+      } else {
+        const admitted = this.#limit(generation, client.hostname, peer);
+        if (admitted === false) return undefined;
+        tracked.source = admitted;
+      }
       if (this.#log.enabled("debug")) this.#log.debug("PROXY header accepted", { peer, via });
     }
     const tls = config.tls;
@@ -419,6 +507,34 @@ export class TcpListener implements RunningListener {
       tracked.conn = new MeteredConn(conn, client, local);
     }
     return peer;
+  }
+
+  /** The per-source limits for the client a PROXY header named, asked of the gate. */
+  async #limitThroughGate(
+    gate: AdmissionGate,
+    tracked: Tracked,
+    host: string,
+    peer: string,
+  ): Promise<boolean> {
+    const { config } = tracked.generation;
+    if (!config.limits) return true;
+    const answer = await gate.admit({
+      listener: config.name,
+      connection: false,
+      maxConnections: config.maxConnections,
+      host,
+      limits: config.limits,
+    });
+    if (!answer.admitted) {
+      this.#refusedByGate(answer, tracked.generation, tracked.wire, peer);
+      return false;
+    }
+    const before = tracked.release;
+    tracked.release = () => {
+      before?.();
+      answer.release();
+    };
+    return true;
   }
 
   /**
@@ -494,6 +610,7 @@ export class TcpListener implements RunningListener {
       generation.connections.delete(tracked);
       this.#active--;
       if (tracked.source !== undefined) this.#sources?.release(tracked.source);
+      tracked.release?.();
       this.#stats.bytesIn += conn.bytesIn;
       this.#stats.bytesOut += conn.bytesOut;
       if (

@@ -36,6 +36,7 @@ Deno.test("a minimal listener gets the documented defaults", () => {
     logLevel: "info",
     logFormat: "text",
     shutdownTimeoutMs: 10_000,
+    workers: 1,
   });
   const [listener] = config.listeners;
   assert.equal(listener!.name, "echo-tcp-7007");
@@ -76,6 +77,7 @@ idle_timeout = "1m30s"
     logLevel: "debug",
     logFormat: "json",
     shutdownTimeoutMs: 2500,
+    workers: 1,
   });
   const [up, second] = config.listeners;
   assert.equal(up!.name, "up");

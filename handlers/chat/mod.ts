@@ -119,6 +119,8 @@ function acquireRoom(
 /** The chat service's entry in the service table. */
 export const chatService: Service = defineService<ChatOptions>({
   name: "chat",
+  // A room is one set of members in one process: with workers, the supervisor serves chat.
+  perProcess: true,
   transports: ["udp", "tcp"],
   defaultPort: 7008,
   embeddedDefault: () => ({ listeners: [{ name: "chat", transport: "udp" }] }),

@@ -7,7 +7,7 @@
  */
 
 import type { CmdOptions } from "./options.ts";
-import { type SlotCounter, trySlot } from "../../lib/command_slots.ts";
+import { acquireSlot, type SlotCounter } from "../../lib/command_slots.ts";
 import { RequestError } from "../../lib/framed_server.ts";
 import type { Logger } from "../../lib/log.ts";
 import { LeaderPool, POOL_SHELL, poolable } from "./leader_pool.ts";
@@ -115,13 +115,13 @@ export function startPool(state: CmdState, cwd: string): LeaderPool | undefined 
 }
 
 /**
- * Takes a concurrency slot of the listener.
+ * Takes a concurrency slot of the listener (with workers, the supervisor's count).
  * @param state the listener's state
  * @returns a release function (idempotent)
  * @throws {RequestError} `busy` when `max_concurrent` commands are running
  */
-export function takeSlot(state: CmdState): () => void {
-  const release = trySlot(state.slots, state.options.maxConcurrent);
+export async function takeSlot(state: CmdState): Promise<() => void> {
+  const release = await acquireSlot(state.slots, state.options.maxConcurrent);
   if (release) return release;
   throw new RequestError(
     "busy",

@@ -143,7 +143,7 @@ async function runLine(
   }
   let release: () => void;
   try {
-    release = takeSlot(state);
+    release = await takeSlot(state);
   } catch (error) {
     if (!(error instanceof RequestError)) throw error;
     context.log.info("Command refused", { code: error.code, command: text });

@@ -116,7 +116,7 @@ async function execOperation(
   try {
     exec = parseExecRequest(header, state.options);
     cwd = resolveCwd(exec.cwd, state.options);
-    release = takeSlot(state);
+    release = await takeSlot(state);
   } catch (error) {
     if (error instanceof RequestError) {
       context.log.info("Command refused", {
@@ -411,7 +411,8 @@ export interface CmdInstance extends ServiceInstance {
  * @returns the service instance
  */
 export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInstance {
-  const slots = listener.shared.obtain(`cmd:slots:${listener.name}`, () => ({ running: 0 }));
+  const slots = listener.slots ??
+    listener.shared.obtain(`cmd:slots:${listener.name}`, () => ({ running: 0 }));
   const state: CmdState = {
     options,
     env: commandEnvironment(options),

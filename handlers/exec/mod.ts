@@ -19,7 +19,7 @@ import {
   type RunResult,
   type StdinSink,
 } from "../../lib/command_run.ts";
-import { type SlotCounter, trySlot } from "../../lib/command_slots.ts";
+import { acquireSlot, type SlotCounter } from "../../lib/command_slots.ts";
 import { LogThrottle } from "../../lib/log_throttle.ts";
 import { describeError } from "../../lib/net_errors.ts";
 import { ProcessGroup } from "../../lib/process_group.ts";
@@ -90,7 +90,7 @@ export async function serveExec(
   context: ConnectionContext,
   state: ExecState,
 ): Promise<void> {
-  const release = trySlot(state.slots, state.options.maxConcurrent);
+  const release = await acquireSlot(state.slots, state.options.maxConcurrent);
   if (!release) {
     const count = state.busyLog.hit(performance.now());
     if (count > 0) {
@@ -257,7 +257,8 @@ export function openExec(options: ExecOptions, listener: ListenerContext): ExecI
   const state: ExecState = {
     options,
     env: commandEnvironment(options),
-    slots: listener.shared.obtain(`exec:slots:${listener.name}`, () => ({ running: 0 })),
+    slots: listener.slots ??
+      listener.shared.obtain(`exec:slots:${listener.name}`, () => ({ running: 0 })),
     groups: new Set(),
     runs: new Set(),
     busyLog: new LogThrottle(),

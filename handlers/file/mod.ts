@@ -67,7 +67,9 @@ async function openFileService(
   const rules = { showHidden: options.showHidden };
   const root = await ServedRoot.open(options.root, rules);
   const inFlight = uploadsInFlight(listener.shared);
-  if (options.allowUpload) {
+  // Beside other workers, a temporary another process is writing looks
+  // like a leftover: only the first worker, started alone, sweeps.
+  if (options.allowUpload && !listener.sharedWithWorkers) {
     const sweep = await removeStaleUploads(root.path, inFlight);
     if (sweep.removed > 0) {
       listener.log.info(`Removed ${sweep.removed} unfinished upload(s) left by a crash`, {

@@ -1,0 +1,57 @@
+/**
+ * Which listeners `[daemon] workers` hands to worker processes, and how
+ * many workers there are. Workers serve the TCP listeners that can run in
+ * several processes at once; the supervisor keeps the rest: UDP listeners,
+ * `fd:` listeners (a descriptor systemd passed cannot be handed on to a
+ * child here), and services whose state lives in one process (chat: a room
+ * stays one room).
+ *
+ * @module
+ */
+
+import type { Config, ListenerConfig } from "./config.ts";
+import type { Service } from "./service.ts";
+
+/**
+ * How many processes a `workers` setting means.
+ * @param setting the config value (`"auto"`: one per available core)
+ * @returns at least 1
+ */
+export function workerCount(setting: number | "auto" | undefined): number {
+  if (setting === undefined) return 1;
+  if (setting === "auto") return Math.max(1, navigator.hardwareConcurrency || 1);
+  return Math.max(1, setting);
+}
+
+/**
+ * Whether workers serve `listener`.
+ * @param listener a listener of the config
+ * @param services the service table
+ * @returns true for an enabled TCP listener on an address (not `fd:`) whose
+ *   service keeps no per-process state
+ */
+export function servedByWorkers(listener: ListenerConfig, services: readonly Service[]): boolean {
+  if (!listener.enabled || listener.transport !== "tcp") return false;
+  if (listener.address.fd !== undefined) return false;
+  return !services.find((s) => s.name === listener.service)?.perProcess;
+}
+
+/**
+ * The part of `config` one side runs: the others' listeners are disabled.
+ * @param config the whole config
+ * @param services the service table
+ * @param side `workers` or `supervisor`
+ * @returns a config with the same daemon settings
+ */
+export function configFor(
+  config: Config,
+  services: readonly Service[],
+  side: "workers" | "supervisor",
+): Config {
+  const mine = (listener: ListenerConfig): boolean =>
+    servedByWorkers(listener, services) === (side === "workers");
+  return {
+    ...config,
+    listeners: config.listeners.map((l) => mine(l) ? l : { ...l, enabled: false }),
+  };
+}

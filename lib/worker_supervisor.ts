@@ -1,0 +1,117 @@
+/**
+ * The supervisor with `[daemon] workers` > 1: the TCP listeners that can
+ * run in several processes are served by a {@linkcode WorkerPool}; the rest
+ * (UDP, `fd:`, chat) by a {@linkcode Supervisor} in this process. It looks
+ * like a `Supervisor` to the daemon's lifecycle: apply (start and reload),
+ * listeners, gather (for metrics), links, shutdown.
+ *
+ * A reload goes to the workers first (they bind what is new), then here;
+ * when this side fails, the workers go back to the previous config.
+ *
+ * @module
+ */
+
+import type { Config } from "./config.ts";
+import type { LinkBoard } from "./link_board.ts";
+import {
+  type ListenerStatus,
+  type ReloadSummary,
+  Supervisor,
+  type SupervisorOptions,
+} from "./supervisor.ts";
+import { WorkerPool, type WorkerPoolOptions } from "./worker_pool.ts";
+import { configFor } from "./worker_config.ts";
+
+/** Options for {@linkcode WorkerSupervisor}. */
+export interface WorkerSupervisorOptions extends SupervisorOptions {
+  /** How many workers. */
+  workers: number;
+  /** How a worker is started. @default {this program's `serve`} */
+  command?: WorkerPoolOptions["command"];
+}
+
+/** A supervisor whose TCP listeners are served by worker processes. */
+export class WorkerSupervisor {
+  #local: Supervisor;
+  #pool: WorkerPool;
+  #services: SupervisorOptions["services"];
+  #applied?: Config;
+
+  /**
+   * @param options the supervisor's options and the number of workers
+   */
+  constructor(options: WorkerSupervisorOptions) {
+    this.#local = new Supervisor(options);
+    this.#services = options.services;
+    this.#pool = new WorkerPool({
+      count: options.workers,
+      log: options.log,
+      services: options.services,
+      command: options.command,
+    });
+  }
+
+  /** The worker pool (its PIDs, its broker). */
+  get pool(): WorkerPool {
+    return this.#pool;
+  }
+
+  /** The links services of this process keep to outside systems. */
+  get links(): LinkBoard {
+    return this.#local.links;
+  }
+
+  /** Every listener, this process's first, with the workers' as last reported. */
+  get listeners(): ListenerStatus[] {
+    return [...this.#local.listeners, ...this.#pool.listeners];
+  }
+
+  /**
+   * Every listener, with the workers' counters asked for now and summed.
+   * @returns the listeners
+   */
+  async gather(): Promise<ListenerStatus[]> {
+    return [...this.#local.listeners, ...await this.#pool.gather()];
+  }
+
+  /**
+   * Starts or reloads: the workers' part, then this process's part.
+   * @param config a validated config
+   * @returns what was added, changed, kept and removed, on both sides
+   * @throws {StartFailure} when a listener cannot bind or open
+   */
+  async apply(config: Config): Promise<ReloadSummary> {
+    const first = this.#applied === undefined;
+    let theirs: ReloadSummary;
+    try {
+      theirs = await this.#pool.apply(config);
+    } catch (error) {
+      if (first) await this.#pool.stop(0);
+      throw error;
+    }
+    let mine: ReloadSummary;
+    try {
+      mine = await this.#local.apply(configFor(config, this.#services, "supervisor"));
+    } catch (error) {
+      if (first) await this.#pool.stop(0);
+      else await this.#pool.apply(this.#applied!).catch(() => {});
+      throw error;
+    }
+    this.#applied = config;
+    return {
+      added: [...theirs.added, ...mine.added],
+      changed: [...theirs.changed, ...mine.changed],
+      kept: [...theirs.kept, ...mine.kept],
+      removed: [...theirs.removed, ...mine.removed],
+    };
+  }
+
+  /**
+   * Stops the workers and this process's listeners; returns once every
+   * worker has exited.
+   * @param timeoutMs the grace period for work in flight
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    await Promise.all([this.#pool.stop(timeoutMs), this.#local.shutdown(timeoutMs)]);
+  }
+}

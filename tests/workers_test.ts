@@ -1,0 +1,296 @@
+/**
+ * `[daemon] workers`: real daemons with worker processes on loopback. The
+ * workers exist, share each port, hold the limits together, follow reloads
+ * and stops, leave nothing behind, are replaced when they die, and their
+ * counters are summed.
+ */
+
+import assert from "node:assert/strict";
+import {
+  checkConfig,
+  type Daemon,
+  readBytes,
+  spawnDaemon,
+  tempConfig,
+  waitFor,
+} from "./_helpers.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function stat(pid: number): { state: string; ppid: number; cmdline: string } | undefined {
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
+    return { state: fields[0]!, ppid: Number(fields[1]), cmdline };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `pid` is a live process (an unreaped zombie counts as gone). */
+function alive(pid: number): boolean {
+  const found = stat(pid);
+  return found !== undefined && found.state !== "Z";
+}
+
+/** The daemon's worker processes: its children running `serve`. */
+function workerPids(daemon: Daemon): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid)) continue;
+    const found = stat(pid);
+    if (
+      found?.ppid === daemon.child.pid && found.state !== "Z" && found.cmdline.includes("serve")
+    ) {
+      pids.push(pid);
+    }
+  }
+  return pids.sort((a, b) => a - b);
+}
+
+/** Which workers logged a closed connection of `listener` (their numbers). */
+function servingWorkers(daemon: Daemon, listener: string): Set<string> {
+  const numbers = new Set<string>();
+  for (const line of daemon.lines) {
+    const match = / worker=(\d+)$/.exec(line);
+    if (match && line.includes("Connection closed") && line.includes(`listener=${listener} `)) {
+      numbers.add(match[1]!);
+    }
+  }
+  return numbers;
+}
+
+/** Sends a line to an echo listener; true when it came back, false when the connection was closed. */
+async function echoes(conn: Deno.Conn, text = "hi\n"): Promise<boolean> {
+  await conn.write(encoder.encode(text)).catch(() => 0);
+  const back = await readBytes(conn, text.length, 5000).catch(() => new Uint8Array());
+  return decoder.decode(back) === text;
+}
+
+function closeAll(conns: Deno.Conn[]): void {
+  for (const conn of conns) {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+async function workerDaemon(
+  body: string,
+  run: (daemon: Daemon, path: string) => Promise<void>,
+): Promise<void> {
+  await using config = await tempConfig(`[daemon]\nworkers = 2\n${body}`);
+  await using daemon = await spawnDaemon(["-c", config.path]);
+  await run(daemon, config.path);
+}
+
+const ECHO = `
+[[listener]]
+name = "echo"
+service = "echo"
+listen = "127.0.0.1:0"
+`;
+
+Deno.test("workers = 2 runs two worker processes that share the port and both serve", async () => {
+  await workerDaemon(ECHO, async (daemon) => {
+    await waitFor(() => workerPids(daemon).length === 2, 10_000);
+    const port = daemon.port("echo");
+    // Each worker logs its own "Listening on" line, on the one port.
+    const ports = daemon.lines.filter((l) => /Listening on .*listener=echo .*worker=\d$/.test(l))
+      .map((l) => /:(\d+)\/tcp/.exec(l)![1]);
+    assert.deepEqual(ports, [String(port), String(port)]);
+    // The kernel spreads connections by their source port: some reach each worker.
+    for (let i = 0; i < 64 && servingWorkers(daemon, "echo").size < 2; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      assert.ok(await echoes(conn));
+      conn.close();
+      await waitFor(() => daemon.lines.filter((l) => l.includes("Connection closed")).length > i);
+    }
+    assert.deepEqual([...servingWorkers(daemon, "echo")].sort(), ["1", "2"]);
+  });
+});
+
+Deno.test("max_connections holds across workers, exactly", async () => {
+  await workerDaemon(
+    `
+[[listener]]
+name = "echo"
+service = "echo"
+listen = "127.0.0.1:0"
+max_connections = 3
+`,
+    async (daemon) => {
+      const port = daemon.port("echo");
+      await waitFor(() =>
+        daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2
+      );
+      const conns: Deno.Conn[] = [];
+      try {
+        const results: boolean[] = [];
+        for (let i = 0; i < 10; i++) {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          conns.push(conn);
+          results.push(await echoes(conn));
+        }
+        assert.equal(results.filter(Boolean).length, 3, `admitted: ${results}`);
+        // One closed: one more is admitted, and no more.
+        conns[results.indexOf(true)]!.close();
+        conns.splice(results.indexOf(true), 1);
+        await waitFor(() => daemon.lines.filter((l) => l.includes("Connection closed")).length > 0);
+        let admitted = 0;
+        for (let i = 0; i < 4; i++) {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          conns.push(conn);
+          if (await echoes(conn)) admitted++;
+        }
+        assert.equal(admitted, 1);
+        assert.ok(daemon.lines.some((l) => l.includes("max_connections (3) reached")));
+      } finally {
+        closeAll(conns);
+      }
+    },
+  );
+});
+
+Deno.test("max_concurrent holds across workers, exactly", async () => {
+  await workerDaemon(
+    `
+[[listener]]
+name = "run"
+service = "exec"
+listen = "127.0.0.1:0"
+argv = ["/bin/sh", "-c", "echo started; sleep 30"]
+max_concurrent = 2
+eof_grace = "100ms"
+`,
+    async (daemon) => {
+      const port = daemon.port("run");
+      await waitFor(() =>
+        daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2
+      );
+      const conns: Deno.Conn[] = [];
+      try {
+        for (let i = 0; i < 8; i++) conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+        const replies = await Promise.all(
+          conns.map(async (conn) => decoder.decode(await readBytes(conn, 8, 5000))),
+        );
+        assert.equal(replies.filter((r) => r === "started\n").length, 2, `${replies}`);
+        assert.equal(replies.filter((r) => r === "").length, 6);
+      } finally {
+        closeAll(conns);
+      }
+    },
+  );
+});
+
+Deno.test("a reload reaches every worker and keeps the port", async () => {
+  await workerDaemon(ECHO, async (daemon, path) => {
+    const port = daemon.port("echo");
+    await waitFor(() => workerPids(daemon).length === 2, 10_000);
+    const pids = workerPids(daemon);
+    await Deno.writeTextFile(
+      path,
+      `[daemon]\nworkers = 2\n${
+        ECHO.replace('listen = "127.0.0.1:0"', `listen = "127.0.0.1:0"\ntransform = "upper"`)
+      }`,
+    );
+    daemon.child.kill("SIGHUP");
+    await daemon.waitForLine(/INFO {2}Reloaded/);
+    const changed = daemon.lines.filter((l) => l.includes("Settings changed; socket kept"));
+    assert.deepEqual(changed.map((l) => / worker=(\d)$/.exec(l)?.[1]).sort(), ["1", "2"]);
+    assert.deepEqual(workerPids(daemon), pids);
+    // Whichever worker takes a connection, it serves the new settings on the old port.
+    for (let i = 0; i < 16; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(encoder.encode("abc\n"));
+      assert.equal(decoder.decode(await readBytes(conn, 4)), "ABC\n");
+      conn.close();
+    }
+  });
+});
+
+Deno.test("SIGTERM stops every worker, and the supervisor exits after them", async () => {
+  await using config = await tempConfig(`[daemon]\nworkers = 2\n${ECHO}`);
+  await using daemon = await spawnDaemon(["-c", config.path]);
+  await waitFor(() => workerPids(daemon).length === 2, 10_000);
+  const pids = workerPids(daemon);
+  daemon.child.kill("SIGTERM");
+  const status = await daemon.exit();
+  assert.equal(status.code, 0);
+  // Reaped by the supervisor before it exited: already gone, not orphaned.
+  assert.deepEqual(pids.filter(alive), []);
+  assert.ok(daemon.lines.some((l) => l.includes("INFO  Stopped")));
+});
+
+Deno.test("a SIGKILLed supervisor leaves no worker behind", async () => {
+  await using config = await tempConfig(`[daemon]\nworkers = 2\n${ECHO}`);
+  await using daemon = await spawnDaemon(["-c", config.path]);
+  await waitFor(() => workerPids(daemon).length === 2, 10_000);
+  const pids = workerPids(daemon);
+  daemon.child.kill("SIGKILL");
+  await daemon.exit();
+  await waitFor(() => pids.every((pid) => !alive(pid)), 10_000);
+});
+
+Deno.test("a worker that dies is logged and replaced", async () => {
+  await workerDaemon(ECHO, async (daemon) => {
+    const port = daemon.port("echo");
+    await waitFor(() => workerPids(daemon).length === 2, 10_000);
+    const [first] = workerPids(daemon);
+    Deno.kill(first!, "SIGKILL");
+    await daemon.waitForLine(/Worker \d exited \(killed by SIGKILL\); restarting it in \d+ms/);
+    await daemon.waitForLine(/Worker \d restarted/, 15_000);
+    await waitFor(() => workerPids(daemon).length === 2, 10_000);
+    assert.ok(!workerPids(daemon).includes(first!));
+    for (let i = 0; i < 8; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      assert.ok(await echoes(conn));
+      conn.close();
+    }
+  });
+});
+
+Deno.test("metrics sum the workers' counters", async () => {
+  await workerDaemon(
+    `metrics = "127.0.0.1:0"\n${ECHO}`,
+    async (daemon) => {
+      const port = daemon.port("echo");
+      const line = await daemon.waitForLine(/Metrics on http:/);
+      const url = /(http:\/\/\S+)/.exec(line)![1]!;
+      await waitFor(() =>
+        daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2
+      );
+      for (let i = 0; i < 12; i++) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        assert.ok(await echoes(conn, "12345\n"));
+        conn.close();
+      }
+      await waitFor(() =>
+        daemon.lines.filter((l) => l.includes("Connection closed")).length === 12
+      );
+      const text = await (await fetch(url)).text();
+      assert.match(text, /switchboard_connections_accepted_total\{listener="echo"[^}]*\} 12\n/);
+      assert.match(text, /switchboard_received_bytes_total\{listener="echo"[^}]*\} 72\n/);
+      const page = await (await fetch(url.replace(/metrics$/, ""))).text();
+      assert.match(page, /echo/);
+    },
+  );
+});
+
+Deno.test("a bad workers value is refused with file, line and key (exit 78)", async () => {
+  for (const value of ["0", '"many"', "1.5", "true"]) {
+    const result = await checkConfig(`[daemon]\nlog_level = "info"\nworkers = ${value}\n${ECHO}`);
+    assert.equal(result.code, 78, `${value}: ${result.stdout}${result.stderr}`);
+    assert.match(result.stdout + result.stderr, /switchboard\.toml:3: daemon\.workers: /);
+  }
+  await using config = await tempConfig(`[daemon]\nworkers = -2\n${ECHO}`);
+  await using daemon = await spawnDaemon(["-c", config.path], { waitReady: false });
+  const status = await daemon.exit();
+  assert.equal(status.code, 78);
+  assert.ok(daemon.lines.some((l) => /switchboard\.toml:2: daemon\.workers: /.test(l)));
+});
