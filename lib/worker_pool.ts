@@ -180,7 +180,7 @@ export class WorkerPool {
     if (this.#stopping) throw new TypeError("The workers are stopping");
     const placeholders: Deno.Listener[] = [];
     try {
-      const ports = this.#reservePorts(config, placeholders);
+      const ports = await this.#reservePorts(config, placeholders);
       const message: ChannelMessage = {
         op: "apply",
         text: config.text,
@@ -220,7 +220,10 @@ export class WorkerPool {
   }
 
   /** Ports for the workers' listeners on port 0: the same one for every worker. */
-  #reservePorts(config: Config, placeholders: Deno.Listener[]): Record<string, number> {
+  async #reservePorts(
+    config: Config,
+    placeholders: Deno.Listener[],
+  ): Promise<Record<string, number>> {
     const ports: Record<string, number> = {};
     const wanted = new Set<string>();
     for (const listener of config.listeners) {
@@ -234,7 +237,8 @@ export class WorkerPool {
       }
       let socket: Deno.Listener;
       try {
-        socket = Deno.listen({ hostname, port: 0, transport: "tcp", reusePort: true });
+        // Awaited: in the offline executable, binding completes later.
+        socket = await Deno.listen({ hostname, port: 0, transport: "tcp", reusePort: true });
       } catch (cause) {
         throw new StartFailure([
           new ListenerStartError({

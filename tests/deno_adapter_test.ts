@@ -14,6 +14,7 @@ const EXPECTED = [
   "tcp half-close both ways, nodelay and keepalive",
   "a closed listener ends accept with BadResource (and iteration), a bound port is AddrInUse",
   "connection refused is ConnectionRefused with Deno's message",
+  "two listeners share a port with reusePort, and both accept ([daemon] workers)",
   "udp carries 65,507-byte datagrams into a reused buffer",
   "unix datagrams reach a socket path (sd_notify)",
   "Command: clearEnv, env, cwd, piped output, exit codes and signals",

@@ -282,6 +282,45 @@ Deno.test("metrics sum the workers' counters", async () => {
   );
 });
 
+Deno.test("a chat room stays one room: the supervisor serves chat", async () => {
+  await workerDaemon(
+    `
+[[listener]]
+name = "room"
+service = "chat"
+transport = "tcp"
+listen = "127.0.0.1:0"
+`,
+    async (daemon) => {
+      const port = daemon.port("room");
+      const listening = daemon.lines.filter((l) => l.includes("listener=room"));
+      assert.ok(listening.every((l) => !l.includes("worker=")), listening.join("\n"));
+      const first = await Deno.connect({ hostname: "127.0.0.1", port });
+      const others: Deno.Conn[] = [];
+      try {
+        for (let i = 0; i < 6; i++) {
+          others.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+        }
+        let text = "";
+        const buffer = new Uint8Array(4096);
+        const timer = setTimeout(() => first.close(), 5000);
+        try {
+          while ((text.match(/ joined\n/g) ?? []).length < 6) {
+            const n = await first.read(buffer);
+            if (n === null) break;
+            text += decoder.decode(buffer.subarray(0, n));
+          }
+        } finally {
+          clearTimeout(timer);
+        }
+        assert.equal((text.match(/ joined\n/g) ?? []).length, 6, text);
+      } finally {
+        closeAll([first, ...others]);
+      }
+    },
+  );
+});
+
 Deno.test("a bad workers value is refused with file, line and key (exit 78)", async () => {
   for (const value of ["0", '"many"', "1.5", "true"]) {
     const result = await checkConfig(`[daemon]\nlog_level = "info"\nworkers = ${value}\n${ECHO}`);

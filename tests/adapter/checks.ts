@@ -123,6 +123,31 @@ const checks: Record<string, () => Promise<string>> = {
     return (error as Error).message;
   },
 
+  async "two listeners share a port with reusePort, and both accept ([daemon] workers)"() {
+    const first = await D.listen({ hostname: "127.0.0.1", port: 0, reusePort: true });
+    const port = (first.addr as Deno.NetAddr).port;
+    const second = await D.listen({ hostname: "127.0.0.1", port, reusePort: true });
+    const counts = [0, 0];
+    const serve = (listener: Deno.Listener, index: number) =>
+      (async () => {
+        for await (const conn of listener) {
+          counts[index]!++;
+          conn.close();
+        }
+      })();
+    const serving = [serve(first, 0), serve(second, 1)];
+    for (let i = 0; i < 200 && (counts[0] === 0 || counts[1] === 0); i++) {
+      const client = await D.connect({ hostname: "127.0.0.1", port });
+      await within(readAll(client), 2000, "close by the server");
+      client.close();
+    }
+    first.close();
+    second.close();
+    await Promise.all(serving);
+    if (counts[0] === 0 || counts[1] === 0) throw new Error(`accepted ${counts}`);
+    return `accepted ${counts.join(" + ")} on port ${port}`;
+  },
+
   async "udp carries 65,507-byte datagrams into a reused buffer"() {
     const server = await D.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
     const client = await D.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
