@@ -254,6 +254,19 @@ function tableAt(
 /** The most `workers` a config may ask for. */
 export const MAX_WORKERS = 256;
 
+/** `workers = N | "auto"`. */
+function readWorkers(reader: OptionReader, value: unknown): number | "auto" {
+  if (typeof value === "string") {
+    return reader.string("workers", { default: "auto", choices: ["auto"] }) as "auto";
+  }
+  if (value === undefined || typeof value === "number") {
+    return reader.integer("workers", { default: 1, min: 1, max: MAX_WORKERS });
+  }
+  reader.has("workers");
+  reader.problem("workers", `expected an integer (1 to ${MAX_WORKERS}) or "auto"`);
+  return 1;
+}
+
 function readDaemon(reader: OptionReader, present: boolean, workers: unknown): DaemonConfig {
   const daemon: DaemonConfig = {
     logLevel: reader.string("log_level", { default: "info", choices: LOG_LEVELS }) as LogLevel,
@@ -262,9 +275,7 @@ function readDaemon(reader: OptionReader, present: boolean, workers: unknown): D
       choices: ["text", "json"],
     }) as LogFormat,
     shutdownTimeoutMs: reader.duration("shutdown_timeout", { default: "10s", max: 3_600_000 }),
-    workers: typeof workers === "string"
-      ? reader.string("workers", { default: "auto", choices: ["auto"] }) as "auto"
-      : reader.integer("workers", { default: 1, min: 1, max: MAX_WORKERS }),
+    workers: readWorkers(reader, workers),
   };
   const metrics = reader.string("metrics");
   if (metrics !== undefined) {
