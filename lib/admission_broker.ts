@@ -6,6 +6,13 @@
  * limits hold across all workers exactly as configured. What each worker
  * holds is remembered, and given back at once when the worker dies.
  *
+ * Connection slots without per-source limits are leased in blocks: a
+ * worker serves from its lease without asking and asks again when it is
+ * used up. A worker's spare slots count as taken here, so before the
+ * supervisor refuses a connection it revokes every worker's spare slots
+ * (granting one slot at a time meanwhile): a refusal means the listener
+ * really holds `max_connections` connections.
+ *
  * @module
  */
 
@@ -31,7 +38,10 @@ interface Holding {
 }
 
 interface Counts {
+  /** Slots taken or leased, across workers. */
   connections: number;
+  /** Revocations in progress: leases are one slot, used at once. */
+  revoking: number;
   slots: number;
   table?: SourceTable;
   limits?: string;
@@ -53,7 +63,7 @@ export class AdmissionBroker {
   #counts(listener: string): Counts {
     let counts = this.#listeners.get(listener);
     if (!counts) {
-      counts = { connections: 0, slots: 0, held: new Map() };
+      counts = { connections: 0, revoking: 0, slots: 0, held: new Map() };
       this.#listeners.set(listener, counts);
     }
     return counts;
@@ -100,6 +110,61 @@ export class AdmissionBroker {
     }
     if (source !== undefined) holding.sources.set(source, (holding.sources.get(source) ?? 0) + 1);
     return source === undefined ? { ok: true } : { ok: true, source };
+  }
+
+  /**
+   * Leases connection slots to `worker`: up to `want` while the listener is
+   * far from `max`, one near it or while spare slots are being revoked.
+   * @param worker the worker's number
+   * @param request the listener, its `max_connections`, and how many are wanted
+   * @returns how many were granted (0: none is free)
+   */
+  lease(worker: number, request: { listener: string; max: number; want: number }): number {
+    const counts = this.#counts(request.listener);
+    const room = request.max - counts.connections;
+    if (room <= 0) return 0;
+    const granted = counts.revoking > 0
+      ? 1
+      : Math.max(1, Math.min(request.want, Math.floor(room / 4)));
+    counts.connections += granted;
+    this.#holding(counts, worker).connections += granted;
+    return granted;
+  }
+
+  /**
+   * Takes back connection slots `worker` leased and no longer needs.
+   * @param worker the worker's number
+   * @param listener the listener's name
+   * @param count how many
+   */
+  giveBack(worker: number, listener: string, count: number): void {
+    const counts = this.#listeners.get(listener);
+    const holding = counts?.held.get(worker);
+    if (!counts || !holding) return;
+    const n = Math.max(0, Math.min(count, holding.connections));
+    holding.connections -= n;
+    counts.connections -= n;
+  }
+
+  /**
+   * Marks a revocation of spare slots as begun or ended (while any runs,
+   * leases are single slots).
+   * @param listener the listener's name
+   * @param running true when it begins
+   */
+  revoking(listener: string, running: boolean): void {
+    this.#counts(listener).revoking += running ? 1 : -1;
+  }
+
+  /**
+   * The workers holding connection slots of a listener.
+   * @param listener the listener's name
+   * @returns their numbers
+   */
+  holders(listener: string): number[] {
+    const counts = this.#listeners.get(listener);
+    if (!counts) return [];
+    return [...counts.held].filter(([, h]) => h.connections > 0).map(([worker]) => worker);
   }
 
   /**
@@ -169,7 +234,9 @@ export class AdmissionBroker {
       for (const [source, n] of holding.sources) {
         for (let i = 0; i < n; i++) counts.table?.release(source);
       }
-      if (counts.connections === 0 && counts.slots === 0 && !counts.table) {
+      if (
+        counts.connections === 0 && counts.slots === 0 && !counts.table && counts.revoking === 0
+      ) {
         this.#listeners.delete(listener);
       }
     }
@@ -187,7 +254,7 @@ export class AdmissionBroker {
   /**
    * What a listener holds now, for tests and metrics.
    * @param listener the listener's name
-   * @returns open connections and slots taken, across workers
+   * @returns connection slots taken or leased, and program slots taken, across workers
    */
   held(listener: string): { connections: number; slots: number } {
     const counts = this.#listeners.get(listener);

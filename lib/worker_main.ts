@@ -44,10 +44,27 @@ export function takeWorkerNumber(): number | undefined {
   return value !== undefined && Number.isInteger(number) && number > 0 ? number : undefined;
 }
 
-/** The worker's side of admission: every question goes to the supervisor. */
+/** Connection slots a worker leased from the supervisor for one listener. */
+interface Lease {
+  /** Slots leased and not given back. */
+  granted: number;
+  /** Of those, the ones serving a connection now. */
+  used: number;
+  /** The `max_connections` they were leased under. */
+  max: number;
+}
+
+/** How many slots a worker asks for at once (the supervisor may grant fewer). */
+const LEASE_BLOCK = 16;
+
+/**
+ * The worker's side of admission: every question goes to the supervisor,
+ * except connection slots without per-source limits, served from a lease.
+ */
 class BrokerClient implements AdmissionGate {
   #link: () => LineChannel;
   #slots = new Map<string, SlotCounter>();
+  #leases = new Map<string, Lease>();
 
   constructor(link: () => LineChannel) {
     this.#link = link;
@@ -57,7 +74,65 @@ class BrokerClient implements AdmissionGate {
     return this.#link();
   }
 
-  async admit(request: AdmissionRequest): Promise<AdmissionAnswer> {
+  admit(request: AdmissionRequest): Promise<AdmissionAnswer> {
+    const leased = request.connection && (request.host === undefined || !request.limits);
+    return leased ? this.#fromLease(request) : this.#ask(request);
+  }
+
+  async #fromLease(request: AdmissionRequest): Promise<AdmissionAnswer> {
+    const { listener, maxConnections: max } = request;
+    let lease = this.#leases.get(listener);
+    if (!lease) {
+      lease = { granted: 0, used: 0, max };
+      this.#leases.set(listener, lease);
+    }
+    if (lease.max !== max) {
+      // Reloaded with another max_connections: spare slots go back.
+      this.#giveBack(listener, lease, lease.granted - lease.used);
+      lease.max = max;
+    }
+    if (lease.granted === lease.used) {
+      const answer = await this.#channel.request({ op: "lease", listener, max, want: LEASE_BLOCK });
+      if (answer.ok !== true) return { admitted: false, reason: "max_connections", log: true };
+      lease.granted += Number(answer.granted) || 0;
+      if (lease.granted === lease.used) {
+        return { admitted: false, reason: "max_connections", log: true };
+      }
+    }
+    lease.used++;
+    const held = lease;
+    let holding = true;
+    return {
+      admitted: true,
+      release: () => {
+        if (!holding) return;
+        holding = false;
+        held.used--;
+        const spare = held.granted - held.used;
+        if (spare > 2 * LEASE_BLOCK) this.#giveBack(listener, held, spare - LEASE_BLOCK);
+      },
+    };
+  }
+
+  #giveBack(listener: string, lease: Lease, count: number): void {
+    if (count <= 0) return;
+    lease.granted -= count;
+    this.#channel.send({ op: "return", listener, count });
+  }
+
+  /**
+   * Gives every spare slot of `listener` back (the supervisor needs them).
+   * @returns how many
+   */
+  revoke(listener: string): number {
+    const lease = this.#leases.get(listener);
+    if (!lease) return 0;
+    const spare = lease.granted - lease.used;
+    lease.granted = lease.used;
+    return spare;
+  }
+
+  async #ask(request: AdmissionRequest): Promise<AdmissionAnswer> {
     const answer = await this.#channel.request({ op: "admit", ...request });
     const source = typeof answer.source === "string" ? answer.source : undefined;
     if (answer.ok !== true) {
@@ -202,6 +277,8 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       switch (message.op) {
         case "apply":
           return apply(message);
+        case "revoke":
+          return { ok: true, returned: broker.revoke(String(message.listener)) };
         case "stats":
           return { ok: true, listeners: supervisor.listeners };
         case "stop":

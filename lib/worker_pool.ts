@@ -115,6 +115,7 @@ export class WorkerPool {
   #restartTimers = new Map<number, ReturnType<typeof setTimeout>>();
   #backoff = new Map<number, number>();
   #restarting = new Set<Promise<void>>();
+  #revocations = new Map<string, Promise<void>>();
 
   /**
    * Starts nothing yet: {@linkcode WorkerPool.apply} starts the workers.
@@ -307,10 +308,60 @@ export class WorkerPool {
     return worker;
   }
 
-  #answer(pid: number, message: ChannelMessage): ChannelMessage | void {
+  /** Leases slots; when none is free, revokes every worker's spare ones first. */
+  async #lease(pid: number, message: ChannelMessage): Promise<ChannelMessage> {
+    const request = {
+      listener: String(message.listener),
+      max: Number(message.max),
+      want: Number(message.want) || 1,
+    };
+    let granted = this.#broker.lease(pid, request);
+    if (granted === 0) {
+      await this.#revoke(request.listener);
+      granted = this.#broker.lease(pid, { ...request, want: 1 });
+    }
+    return granted > 0 ? { ok: true, granted } : { ok: false, reason: "max_connections" };
+  }
+
+  #revoke(listener: string): Promise<void> {
+    const running = this.#revocations.get(listener);
+    if (running) return running;
+    this.#broker.revoking(listener, true);
+    const holders = new Set(this.#broker.holders(listener));
+    const workers = [...this.#workers.values()].filter((w) => holders.has(w.pid));
+    const round = Promise.all(workers.map(async (worker) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), STATS_TIMEOUT_MS);
+      });
+      try {
+        const answer = await Promise.race([
+          worker.channel.request({ op: "revoke", listener }),
+          late,
+        ]);
+        this.#broker.giveBack(worker.pid, listener, Number(answer?.returned) || 0);
+      } catch {
+        // Gone: what it held is given back when its exit is seen.
+      } finally {
+        clearTimeout(timer);
+      }
+    })).then(() => {
+      this.#broker.revoking(listener, false);
+      this.#revocations.delete(listener);
+    });
+    this.#revocations.set(listener, round);
+    return round;
+  }
+
+  #answer(pid: number, message: ChannelMessage): ChannelMessage | Promise<ChannelMessage> | void {
     switch (message.op) {
       case "admit":
         return { ...this.#broker.admit(pid, message as unknown as AdmissionRequest) };
+      case "lease":
+        return this.#lease(pid, message);
+      case "return":
+        this.#broker.giveBack(pid, String(message.listener), Number(message.count) || 0);
+        return;
       case "release":
         this.#broker.release(pid, {
           listener: String(message.listener),

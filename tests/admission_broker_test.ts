@@ -34,3 +34,21 @@ Deno.test("per-source limits and slots are shared, and a dead worker's share com
   assert.equal(broker.slot(2, "run", 1), true);
   assert.deepEqual(broker.admit(2, request), { ok: true, source: "192.0.2.7" });
 });
+
+Deno.test("leases come in blocks far from the limit, one at a time near it or while revoking", () => {
+  const broker = new AdmissionBroker(() => 0);
+  const lease = { listener: "echo", max: 40, want: 16 };
+  assert.equal(broker.lease(1, lease), 10); // a quarter of the room
+  assert.equal(broker.lease(2, lease), 7);
+  broker.revoking("echo", true);
+  assert.equal(broker.lease(2, lease), 1);
+  assert.deepEqual(broker.holders("echo").sort(), [1, 2]);
+  broker.giveBack(1, "echo", 9);
+  broker.revoking("echo", false);
+  assert.deepEqual(broker.held("echo"), { connections: 9, slots: 0 });
+  for (let i = 0; i < 31; i++) assert.ok(broker.lease(2, { ...lease, want: 1 }) === 1);
+  assert.equal(broker.lease(1, lease), 0);
+  // Giving back more than held gives back what is held.
+  broker.giveBack(1, "echo", 99);
+  assert.deepEqual(broker.held("echo"), { connections: 39, slots: 0 });
+});

@@ -157,6 +157,66 @@ max_connections = 3
   );
 });
 
+Deno.test("max_connections holds exactly while workers serve from leased blocks of slots", async () => {
+  await workerDaemon(
+    `
+[[listener]]
+name = "echo"
+service = "echo"
+listen = "127.0.0.1:0"
+max_connections = 40
+`,
+    async (daemon) => {
+      const port = daemon.port("echo");
+      await waitFor(() =>
+        daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2
+      );
+      const conns: Deno.Conn[] = [];
+      try {
+        // 30 served and closed leave both workers with spare leased slots.
+        for (let i = 0; i < 30; i++) {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          assert.ok(await echoes(conn));
+          conn.close();
+        }
+        const closed = () => daemon.lines.filter((l) => l.includes("Connection closed")).length;
+        await waitFor(() => closed() === 30);
+        // Each of the next 40 is served, whichever worker takes it: a worker
+        // whose lease is used up gets the other's spare slots, revoked.
+        const first: boolean[] = [];
+        for (let i = 0; i < 40; i++) {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          conns.push(conn);
+          first.push(await echoes(conn));
+        }
+        assert.deepEqual(first.filter((ok) => !ok), []);
+        let admitted = 0;
+        for (let i = 0; i < 16; i++) {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          conns.push(conn);
+          if (await echoes(conn)) admitted++;
+        }
+        assert.equal(admitted, 0);
+        const refusals = daemon.lines.filter((l) => l.includes("max_connections (40) reached"));
+        assert.ok(refusals.length > 0);
+      } finally {
+        closeAll(conns);
+      }
+      await waitFor(() => daemon.lines.filter((l) => l.includes("Connection closed")).length >= 70);
+      assert.deepEqual(
+        [
+          ...new Set(
+            daemon.lines.filter((l) => l.includes("Connection closed")).map((l) =>
+              / worker=(\d)$/.exec(l)?.[1]
+            ),
+          ),
+        ].sort(),
+        ["1", "2"],
+      );
+    },
+  );
+});
+
 Deno.test("max_concurrent holds across workers, exactly", async () => {
   await workerDaemon(
     `
