@@ -4,6 +4,7 @@ import { type Config, ConfigError, parseConfig } from "../lib/config.ts";
 import { defaultConfig, EMBEDDED, findConfigSource, loadConfig } from "../lib/config_file.ts";
 import { formatProblem } from "../lib/option_reader.ts";
 import { defineService, type Service } from "../lib/service.ts";
+import { workerCount } from "../lib/worker_config.ts";
 import { SERVICES } from "../handlers/mod.ts";
 
 /** A TCP-only service with a path option, to test what echo cannot show. */
@@ -438,4 +439,14 @@ Deno.test("the embedded default comes from the service table and each service's 
     config.listeners.map((l) => `${l.name} ${l.service}/${l.transport} ${l.listen}`),
     ["hi hello/udp 127.0.0.1:7100"],
   );
+});
+
+Deno.test('[daemon] workers is a count from 1 to 256 or "auto" (one per core)', () => {
+  assert.equal(parse("[daemon]\nworkers = 4\n").daemon.workers, 4);
+  assert.equal(parse('[daemon]\nworkers = "auto"\n').daemon.workers, "auto");
+  assert.equal(workerCount("auto"), navigator.hardwareConcurrency);
+  assert.equal(workerCount(undefined), 1);
+  assert.deepEqual(problems("[daemon]\nworkers = 257\n"), [
+    "/etc/sb.toml:2: daemon.workers: 257 is over the maximum 256",
+  ]);
 });
