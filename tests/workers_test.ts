@@ -6,6 +6,10 @@
  */
 
 import assert from "node:assert/strict";
+import type { TLSSocket } from "node:tls";
+import { connectTls } from "../cli/tls_client.ts";
+import type { NodeStreamConn } from "../lib/node_stream_conn.ts";
+import { makeCert } from "./_tls_helpers.ts";
 import {
   checkConfig,
   type Daemon,
@@ -272,6 +276,33 @@ Deno.test("a reload reaches every worker and keeps the port", async () => {
       conn.close();
     }
   });
+});
+
+Deno.test("TLS rotation reaches every worker", async () => {
+  await using first = await makeCert({ name: "first" });
+  await using second = await makeCert({ name: "second" });
+  const toml = `[daemon]\nworkers = 2\n[[listener]]\nname = "tls"\nservice = "echo"\n` +
+    `listen = "127.0.0.1:0"\ntls = { cert = "${first.cert}", key = "${first.key}" }\n`;
+  await using config = await tempConfig(toml);
+  await using daemon = await spawnDaemon(["-c", config.path]);
+  const port = daemon.port("tls");
+  const tls = { caFile: `${config.dir}/bundle.pem`, insecure: false };
+  await Deno.writeTextFile(tls.caFile, first.pem + second.pem);
+  await Deno.copyFile(second.cert, first.cert);
+  await Deno.copyFile(second.key, first.key);
+  daemon.child.kill("SIGHUP");
+  await daemon.waitForLine(/INFO {2}Reloaded/);
+  const changed = daemon.lines.filter((l) => l.includes("Settings changed; socket kept"));
+  assert.deepEqual(changed.map((l) => / worker=(\d)$/.exec(l)?.[1]).sort(), ["1", "2"]);
+  for (let i = 0; i < 12; i++) {
+    const conn = await connectTls({ hostname: "127.0.0.1", port }, tls) as NodeStreamConn;
+    try {
+      const seen = (conn.socket as TLSSocket).getPeerCertificate().fingerprint256;
+      assert.equal(seen, second.fingerprint);
+    } finally {
+      conn.close();
+    }
+  }
 });
 
 Deno.test("SIGTERM stops every worker, and the supervisor exits after them", async () => {
