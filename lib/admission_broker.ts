@@ -1,12 +1,13 @@
 /**
  * The supervisor's side of admission with `[daemon] workers`: the one count
  * of every listener's connections (`max_connections`), its per-source table
- * (`max_per_source`, `rate`) and its `max_concurrent` slots. Workers ask
+ * (`max_per_source`, `rate`) and, under `slots:NAME`, its `max_concurrent`
+ * slots. Workers ask
  * before each connection or program and give back when it ends, so the
  * limits hold across all workers exactly as configured. What each worker
  * holds is remembered, and given back at once when the worker dies.
  *
- * Connection slots without per-source limits are leased in blocks: a
+ * Connection slots without per-source limits, and program slots, are leased in blocks: a
  * worker serves from its lease without asking and asks again when it is
  * used up. A worker's spare slots count as taken here, so before the
  * supervisor refuses a connection it revokes every worker's spare slots
@@ -33,7 +34,6 @@ export interface BrokerAnswer {
 
 interface Holding {
   connections: number;
-  slots: number;
   sources: Map<string, number>;
 }
 
@@ -42,7 +42,6 @@ interface Counts {
   connections: number;
   /** Revocations in progress: leases are one slot, used at once. */
   revoking: number;
-  slots: number;
   table?: SourceTable;
   limits?: string;
   held: Map<number, Holding>;
@@ -63,7 +62,7 @@ export class AdmissionBroker {
   #counts(listener: string): Counts {
     let counts = this.#listeners.get(listener);
     if (!counts) {
-      counts = { connections: 0, revoking: 0, slots: 0, held: new Map() };
+      counts = { connections: 0, revoking: 0, held: new Map() };
       this.#listeners.set(listener, counts);
     }
     return counts;
@@ -72,7 +71,7 @@ export class AdmissionBroker {
   #holding(counts: Counts, worker: number): Holding {
     let holding = counts.held.get(worker);
     if (!holding) {
-      holding = { connections: 0, slots: 0, sources: new Map() };
+      holding = { connections: 0, sources: new Map() };
       counts.held.set(worker, holding);
     }
     return holding;
@@ -193,34 +192,6 @@ export class AdmissionBroker {
   }
 
   /**
-   * Takes one of a listener's `max_concurrent` slots for `worker`.
-   * @param worker the worker's number
-   * @param listener the listener's name
-   * @param max its `max_concurrent`
-   * @returns true when taken
-   */
-  slot(worker: number, listener: string, max: number): boolean {
-    const counts = this.#counts(listener);
-    if (counts.slots >= max) return false;
-    counts.slots++;
-    this.#holding(counts, worker).slots++;
-    return true;
-  }
-
-  /**
-   * Gives back a slot {@linkcode AdmissionBroker.slot} granted.
-   * @param worker the worker's number
-   * @param listener the listener's name
-   */
-  unslot(worker: number, listener: string): void {
-    const counts = this.#listeners.get(listener);
-    const holding = counts?.held.get(worker);
-    if (!counts || !holding || holding.slots === 0) return;
-    holding.slots--;
-    counts.slots--;
-  }
-
-  /**
    * Gives back everything `worker` holds (it exited).
    * @param worker the worker's number
    */
@@ -230,12 +201,11 @@ export class AdmissionBroker {
       if (!holding) continue;
       counts.held.delete(worker);
       counts.connections -= holding.connections;
-      counts.slots -= holding.slots;
       for (const [source, n] of holding.sources) {
         for (let i = 0; i < n; i++) counts.table?.release(source);
       }
       if (
-        counts.connections === 0 && counts.slots === 0 && !counts.table && counts.revoking === 0
+        counts.connections === 0 && !counts.table && counts.revoking === 0
       ) {
         this.#listeners.delete(listener);
       }
@@ -252,12 +222,11 @@ export class AdmissionBroker {
   }
 
   /**
-   * What a listener holds now, for tests and metrics.
-   * @param listener the listener's name
-   * @returns connection slots taken or leased, and program slots taken, across workers
+   * The slots a listener holds now, taken or leased, across workers (for tests).
+   * @param listener the listener's name (`slots:NAME` for its program slots)
+   * @returns the count
    */
-  held(listener: string): { connections: number; slots: number } {
-    const counts = this.#listeners.get(listener);
-    return { connections: counts?.connections ?? 0, slots: counts?.slots ?? 0 };
+  held(listener: string): number {
+    return this.#listeners.get(listener)?.connections ?? 0;
   }
 }

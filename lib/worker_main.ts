@@ -44,14 +44,26 @@ export function takeWorkerNumber(): number | undefined {
   return value !== undefined && Number.isInteger(number) && number > 0 ? number : undefined;
 }
 
-/** Connection slots a worker leased from the supervisor for one listener. */
+/** Slots (connections or programs) a worker leased from the supervisor for one listener. */
 interface Lease {
   /** Slots leased and not given back. */
   granted: number;
   /** Of those, the ones serving a connection now. */
   used: number;
-  /** The `max_connections` they were leased under. */
+  /** The `max_connections` or `max_concurrent` they were leased under. */
   max: number;
+}
+
+/** What a lease holds: connection slots (`max_connections`) or program slots (`max_concurrent`). */
+export type LeaseKind = "connections" | "slots";
+
+/**
+ * Reads a lease kind from a message.
+ * @param value the `kind` field
+ * @returns the kind (connections unless it says slots)
+ */
+export function leaseKind(value: unknown): LeaseKind {
+  return value === "slots" ? "slots" : "connections";
 }
 
 /** How many slots a worker asks for at once (the supervisor may grant fewer). */
@@ -59,7 +71,8 @@ const LEASE_BLOCK = 16;
 
 /**
  * The worker's side of admission: every question goes to the supervisor,
- * except connection slots without per-source limits, served from a lease.
+ * except connection slots without per-source limits and `max_concurrent`
+ * slots, served from leases.
  */
 class BrokerClient implements AdmissionGate {
   #link: () => LineChannel;
@@ -76,56 +89,69 @@ class BrokerClient implements AdmissionGate {
 
   admit(request: AdmissionRequest): Promise<AdmissionAnswer> {
     const leased = request.connection && (request.host === undefined || !request.limits);
-    return leased ? this.#fromLease(request) : this.#ask(request);
+    if (!leased) return this.#ask(request);
+    return this.#fromLease("connections", request.listener, request.maxConnections).then((
+      release,
+    ) =>
+      release
+        ? { admitted: true, release }
+        : { admitted: false, reason: "max_connections", log: true }
+    );
   }
 
-  async #fromLease(request: AdmissionRequest): Promise<AdmissionAnswer> {
-    const { listener, maxConnections: max } = request;
-    let lease = this.#leases.get(listener);
+  /** Takes a slot from the lease of `kind` for `listener`, asking for more when it is used up. */
+  async #fromLease(
+    kind: LeaseKind,
+    listener: string,
+    max: number,
+  ): Promise<(() => void) | undefined> {
+    const key = `${kind}:${listener}`;
+    let lease = this.#leases.get(key);
     if (!lease) {
       lease = { granted: 0, used: 0, max };
-      this.#leases.set(listener, lease);
+      this.#leases.set(key, lease);
     }
     if (lease.max !== max) {
-      // Reloaded with another max_connections: spare slots go back.
-      this.#giveBack(listener, lease, lease.granted - lease.used);
+      // Reloaded with another limit: spare slots go back.
+      this.#giveBack(kind, listener, lease, lease.granted - lease.used);
       lease.max = max;
     }
     if (lease.granted === lease.used) {
-      const answer = await this.#channel.request({ op: "lease", listener, max, want: LEASE_BLOCK });
-      if (answer.ok !== true) return { admitted: false, reason: "max_connections", log: true };
+      const answer = await this.#channel.request({
+        op: "lease",
+        kind,
+        listener,
+        max,
+        want: LEASE_BLOCK,
+      });
+      if (answer.ok !== true) return undefined;
       lease.granted += Number(answer.granted) || 0;
-      if (lease.granted === lease.used) {
-        return { admitted: false, reason: "max_connections", log: true };
-      }
+      if (lease.granted === lease.used) return undefined;
     }
     lease.used++;
     const held = lease;
     let holding = true;
-    return {
-      admitted: true,
-      release: () => {
-        if (!holding) return;
-        holding = false;
-        held.used--;
-        const spare = held.granted - held.used;
-        if (spare > 2 * LEASE_BLOCK) this.#giveBack(listener, held, spare - LEASE_BLOCK);
-      },
+    return () => {
+      if (!holding) return;
+      holding = false;
+      held.used--;
+      const spare = held.granted - held.used;
+      if (spare > 2 * LEASE_BLOCK) this.#giveBack(kind, listener, held, spare - LEASE_BLOCK);
     };
   }
 
-  #giveBack(listener: string, lease: Lease, count: number): void {
+  #giveBack(kind: LeaseKind, listener: string, lease: Lease, count: number): void {
     if (count <= 0) return;
     lease.granted -= count;
-    this.#channel.send({ op: "return", listener, count });
+    this.#channel.send({ op: "return", kind, listener, count });
   }
 
   /**
-   * Gives every spare slot of `listener` back (the supervisor needs them).
+   * Gives every spare slot of a lease back (the supervisor needs them).
    * @returns how many
    */
-  revoke(listener: string): number {
-    const lease = this.#leases.get(listener);
+  revoke(kind: LeaseKind, listener: string): number {
+    const lease = this.#leases.get(`${kind}:${listener}`);
     if (!lease) return 0;
     const spare = lease.granted - lease.used;
     lease.granted = lease.used;
@@ -166,15 +192,15 @@ class BrokerClient implements AdmissionGate {
     const made: SlotCounter = {
       running: 0,
       acquire: async (max) => {
-        const answer = await this.#channel.request({ op: "slot", listener, max });
-        if (answer.ok !== true) return undefined;
+        const release = await this.#fromLease("slots", listener, max);
+        if (!release) return undefined;
         made.running++;
         let held = true;
         return () => {
           if (!held) return;
           held = false;
           made.running--;
-          this.#channel.send({ op: "unslot", listener });
+          release();
         };
       },
     };
@@ -278,7 +304,10 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
         case "apply":
           return apply(message);
         case "revoke":
-          return { ok: true, returned: broker.revoke(String(message.listener)) };
+          return {
+            ok: true,
+            returned: broker.revoke(leaseKind(message.kind), String(message.listener)),
+          };
         case "stats":
           return { ok: true, listeners: supervisor.listeners };
         case "stop":

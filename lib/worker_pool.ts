@@ -30,7 +30,7 @@ import {
 } from "./supervisor.ts";
 import { type ChannelMessage, LineChannel } from "./worker_channel.ts";
 import { servedByWorkers } from "./worker_config.ts";
-import { WORKER_ENV } from "./worker_main.ts";
+import { type LeaseKind, leaseKind, WORKER_ENV } from "./worker_main.ts";
 
 /** How a worker process is started: a program and its arguments. */
 export interface WorkerCommand {
@@ -310,20 +310,22 @@ export class WorkerPool {
 
   /** Leases slots; when none is free, revokes every worker's spare ones first. */
   async #lease(pid: number, message: ChannelMessage): Promise<ChannelMessage> {
+    const kind = leaseKind(message.kind);
     const request = {
-      listener: String(message.listener),
+      listener: countsKey(kind, String(message.listener)),
       max: Number(message.max),
       want: Number(message.want) || 1,
     };
     let granted = this.#broker.lease(pid, request);
     if (granted === 0) {
-      await this.#revoke(request.listener);
+      await this.#revoke(kind, String(message.listener));
       granted = this.#broker.lease(pid, { ...request, want: 1 });
     }
     return granted > 0 ? { ok: true, granted } : { ok: false, reason: "max_connections" };
   }
 
-  #revoke(listener: string): Promise<void> {
+  #revoke(kind: LeaseKind, name: string): Promise<void> {
+    const listener = countsKey(kind, name);
     const running = this.#revocations.get(listener);
     if (running) return running;
     this.#broker.revoking(listener, true);
@@ -336,7 +338,7 @@ export class WorkerPool {
       });
       try {
         const answer = await Promise.race([
-          worker.channel.request({ op: "revoke", listener }),
+          worker.channel.request({ op: "revoke", kind, listener: name }),
           late,
         ]);
         this.#broker.giveBack(worker.pid, listener, Number(answer?.returned) || 0);
@@ -360,7 +362,11 @@ export class WorkerPool {
       case "lease":
         return this.#lease(pid, message);
       case "return":
-        this.#broker.giveBack(pid, String(message.listener), Number(message.count) || 0);
+        this.#broker.giveBack(
+          pid,
+          countsKey(leaseKind(message.kind), String(message.listener)),
+          Number(message.count) || 0,
+        );
         return;
       case "release":
         this.#broker.release(pid, {
@@ -368,11 +374,6 @@ export class WorkerPool {
           connection: message.connection === true,
           source: typeof message.source === "string" ? message.source : undefined,
         });
-        return;
-      case "slot":
-        return { ok: this.#broker.slot(pid, String(message.listener), Number(message.max)) };
-      case "unslot":
-        this.#broker.unslot(pid, String(message.listener));
         return;
     }
     return { ok: false, error: `unknown op ${String(message.op)}` };
@@ -489,6 +490,14 @@ export class WorkerPool {
     }
     return result;
   }
+}
+
+/**
+ * The broker's key for a lease: the listener's name for its connections,
+ * `slots:NAME` for its `max_concurrent` slots (a name holds no colon).
+ */
+function countsKey(kind: LeaseKind, listener: string): string {
+  return kind === "slots" ? `slots:${listener}` : listener;
 }
 
 interface FailureFields {
