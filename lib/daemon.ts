@@ -20,7 +20,6 @@ import { PassedSockets } from "./socket_activation.ts";
 import { StartFailure, Supervisor } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 import { workerCount } from "./worker_config.ts";
-import { WorkerSupervisor } from "./worker_supervisor.ts";
 
 /** Options for {@linkcode runDaemon}. */
 export interface DaemonOptions {
@@ -159,8 +158,14 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     }
 
     const workers = workerCount(config.daemon.workers);
+    // The worker machinery is loaded only when the config asks for workers.
     const supervisor = workers > 1
-      ? new WorkerSupervisor({ log, services, passedSockets, workers })
+      ? new (await import("./worker_supervisor.ts")).WorkerSupervisor({
+        log,
+        services,
+        passedSockets,
+        workers,
+      })
       : new Supervisor({ log, services, passedSockets });
     try {
       await supervisor.apply(config);
