@@ -15,11 +15,13 @@ const FD_CLOEXEC = 1;
 const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
 
 /**
- * Sets FD_CLOEXEC on each descriptor.
+ * Sets FD_CLOEXEC on each descriptor (or clears it, with `on` false: the
+ * supervisor hands systemd's sockets to its workers that way).
  * @param fds the descriptors
+ * @param on set (true) or clear (false) the flag @default {true}
  * @returns undefined when done, else why it could not be done
  */
-export function setCloseOnExec(fds: readonly number[]): string | undefined {
+export function setCloseOnExec(fds: readonly number[], on = true): string | undefined {
   if (fds.length === 0) return undefined;
   let library: Deno.DynamicLibrary<{ fcntl: { parameters: ["i32", "i32", "i32"]; result: "i32" } }>;
   let lastError: unknown;
@@ -36,7 +38,8 @@ export function setCloseOnExec(fds: readonly number[]): string | undefined {
       const failed: number[] = [];
       for (const fd of fds) {
         const flags = library.symbols.fcntl(fd, F_GETFD, 0);
-        if (flags < 0 || library.symbols.fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+        const wanted = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+        if (flags < 0 || library.symbols.fcntl(fd, F_SETFD, wanted) < 0) {
           failed.push(fd);
         }
       }

@@ -106,6 +106,7 @@ export class PassedSockets {
   /** Things worth a log line (a LISTEN_PID for another process, fcntl failing). */
   readonly notes: readonly string[];
   #adopted = new Map<number, Promise<AdoptedSocket>>();
+  #handedOver = new Set<number>();
 
   /**
    * @param sockets the passed descriptors
@@ -177,6 +178,21 @@ export class PassedSockets {
   }
 
   /**
+   * Says which sockets worker processes serve now (they are not "unused"
+   * here although this process does not take them).
+   * @param refs what follows `fd:` in each listener the workers serve
+   */
+  handOver(refs: readonly string[]): void {
+    this.#handedOver = new Set(refs.flatMap((ref) => {
+      try {
+        return this.resolve(ref).map((socket) => socket.fd);
+      } catch {
+        return [];
+      }
+    }));
+  }
+
+  /**
    * Starts taking the connections of the socket(s) `ref` names.
    * @param ref what follows `fd:`
    * @param owner the listener's name (for messages)
@@ -211,7 +227,9 @@ export class PassedSockets {
     const unused: PassedSocket[] = [];
     for (const socket of this.sockets) {
       const adopted = await this.#adopted.get(socket.fd)?.catch(() => undefined);
-      if (!adopted || adopted.owner === undefined) unused.push(socket);
+      if ((!adopted || adopted.owner === undefined) && !this.#handedOver.has(socket.fd)) {
+        unused.push(socket);
+      }
     }
     return unused;
   }

@@ -2,9 +2,10 @@
  * Which listeners `[daemon] workers` hands to worker processes, and how
  * many workers there are. Workers serve the TCP listeners that can run in
  * several processes at once; the supervisor keeps the rest: UDP listeners,
- * `fd:` listeners (a descriptor systemd passed cannot be handed on to a
- * child here), and services whose state lives in one process (chat: a room
- * stays one room).
+ * services whose state lives in one process (chat: a room stays one room),
+ * and `fd:` listeners when systemd's sockets cannot be handed on (that
+ * takes Deno's spawn, which keeps a descriptor whose close-on-exec flag was
+ * cleared through FFI: not the offline executable).
  *
  * @module
  */
@@ -23,16 +24,27 @@ export function workerCount(setting: number | "auto" | undefined): number {
   return Math.max(1, setting);
 }
 
+/** What the workers can take besides listeners on an address. */
+export interface WorkerReach {
+  /** Whether systemd's sockets reach the workers (`fd:` listeners). */
+  fds?: boolean;
+}
+
 /**
  * Whether workers serve `listener`.
  * @param listener a listener of the config
  * @param services the service table
- * @returns true for an enabled TCP listener on an address (not `fd:`) whose
- *   service keeps no per-process state
+ * @param reach whether `fd:` listeners can be served by workers
+ * @returns true for an enabled TCP listener (on an address, or `fd:` when
+ *   the sockets reach the workers) whose service keeps no per-process state
  */
-export function servedByWorkers(listener: ListenerConfig, services: readonly Service[]): boolean {
+export function servedByWorkers(
+  listener: ListenerConfig,
+  services: readonly Service[],
+  reach: WorkerReach = {},
+): boolean {
   if (!listener.enabled || listener.transport !== "tcp") return false;
-  if (listener.address.fd !== undefined) return false;
+  if (listener.address.fd !== undefined && !reach.fds) return false;
   return !services.find((s) => s.name === listener.service)?.perProcess;
 }
 
@@ -41,15 +53,17 @@ export function servedByWorkers(listener: ListenerConfig, services: readonly Ser
  * @param config the whole config
  * @param services the service table
  * @param side `workers` or `supervisor`
+ * @param reach whether `fd:` listeners can be served by workers
  * @returns a config with the same daemon settings
  */
 export function configFor(
   config: Config,
   services: readonly Service[],
   side: "workers" | "supervisor",
+  reach: WorkerReach = {},
 ): Config {
   const mine = (listener: ListenerConfig): boolean =>
-    servedByWorkers(listener, services) === (side === "workers");
+    servedByWorkers(listener, services, reach) === (side === "workers");
   return {
     ...config,
     listeners: config.listeners.map((l) => mine(l) ? l : { ...l, enabled: false }),

@@ -21,6 +21,7 @@ import { ExitCode } from "./exit_codes.ts";
 import { Logger, type LogSink, stderrSink } from "./log.ts";
 import { describeError } from "./net_errors.ts";
 import type { Service } from "./service.ts";
+import { PassedSockets } from "./socket_activation.ts";
 import { StartFailure, Supervisor } from "./supervisor.ts";
 import { type ChannelMessage, LineChannel } from "./worker_channel.ts";
 import { configFor } from "./worker_config.ts";
@@ -250,9 +251,13 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
 
   const broker: BrokerClient = new BrokerClient((): LineChannel => channel);
+  // systemd's sockets, when the supervisor handed them on (LISTEN_FDS, no LISTEN_PID).
+  const passedSockets = PassedSockets.fromEnvironment();
+  for (const note of passedSockets.notes) log.warn(note);
   const supervisor: Supervisor = new Supervisor({
     log,
     services,
+    passedSockets,
     reusePort: true,
     gate: broker,
     slots: (name) => broker.slots(name),
@@ -270,7 +275,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       return { ok: false, failures: [{ phase: "config", message: error.message }] };
     }
     const ports = (message.ports ?? {}) as Record<string, number>;
-    const mine = configFor(config, services, "workers");
+    const mine = configFor(config, services, "workers", { fds: message.fds === true });
     mine.listeners = mine.listeners.map((l) =>
       ports[l.name] === undefined ? l : { ...l, address: { ...l.address, port: ports[l.name]! } }
     );
@@ -326,6 +331,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     log.error(`Worker did not stop cleanly: ${describeError(error)}`);
   }
   for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
+  await passedSockets.close();
   await channel.close();
   return ExitCode.Ok;
 }

@@ -29,6 +29,8 @@ import {
   StartFailure,
 } from "./supervisor.ts";
 import { type ChannelMessage, LineChannel } from "./worker_channel.ts";
+import { setCloseOnExec } from "./close_on_exec.ts";
+import type { PassedSocket } from "./socket_activation.ts";
 import { servedByWorkers } from "./worker_config.ts";
 import { type LeaseKind, leaseKind, WORKER_ENV } from "./worker_main.ts";
 
@@ -50,6 +52,11 @@ export interface WorkerPoolOptions {
   services: readonly Service[];
   /** How a worker is started. @default {this program's `serve`} */
   command?: WorkerCommand;
+  /**
+   * systemd's sockets, handed on to every worker (their close-on-exec flag
+   * is cleared for the spawn only). @default {none}
+   */
+  passed?: readonly PassedSocket[];
 }
 
 interface Worker {
@@ -107,6 +114,7 @@ export class WorkerPool {
   #log: Logger;
   #services: readonly Service[];
   #command: WorkerCommand;
+  #passed: readonly PassedSocket[];
   #workers = new Map<number, Worker>();
   #broker = new AdmissionBroker();
   #current?: ChannelMessage;
@@ -126,6 +134,7 @@ export class WorkerPool {
     this.#log = options.log;
     this.#services = options.services;
     this.#command = options.command ?? selfCommand();
+    this.#passed = options.passed ?? [];
   }
 
   /** The process ids of the workers running now, by worker number. */
@@ -188,6 +197,7 @@ export class WorkerPool {
         file: config.file,
         baseDir: config.baseDir,
         ports,
+        fds: this.#passed.length > 0,
       };
       let answers: ChannelMessage[];
       if (this.#current === undefined) {
@@ -228,7 +238,8 @@ export class WorkerPool {
     const ports: Record<string, number> = {};
     const wanted = new Set<string>();
     for (const listener of config.listeners) {
-      if (!servedByWorkers(listener, this.#services) || listener.address.port !== 0) continue;
+      if (listener.address.fd !== undefined || listener.address.port !== 0) continue;
+      if (!servedByWorkers(listener, this.#services)) continue;
       const { hostname } = listener.address;
       wanted.add(listener.name);
       const known = this.#ports.get(listener.name);
@@ -283,14 +294,26 @@ export class WorkerPool {
     const env = Deno.env.toObject();
     for (const name of SUPERVISOR_ONLY_ENV) delete env[name];
     env[WORKER_ENV] = String(number);
-    const child = new Deno.Command(this.#command.program, {
-      args: this.#command.args,
-      env,
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
+    const fds = this.#passed.map((socket) => socket.fd);
+    if (fds.length > 0) {
+      // As sd_listen_fds(3) expects, less LISTEN_PID: the worker's pid is not known yet.
+      env.LISTEN_FDS = String(fds.length);
+      env.LISTEN_FDNAMES = this.#passed.map((socket) => socket.name).join(":");
+      setCloseOnExec(fds, false);
+    }
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(this.#command.program, {
+        args: this.#command.args,
+        env,
+        clearEnv: true,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+    } finally {
+      if (fds.length > 0) setCloseOnExec(fds, true);
+    }
     const pid = child.pid;
     const channel = new LineChannel(child.stdout, child.stdin, (m) => this.#answer(pid, m));
     const worker: Worker = {

@@ -20,7 +20,9 @@ import {
   type SupervisorOptions,
 } from "./supervisor.ts";
 import { WorkerPool, type WorkerPoolOptions } from "./worker_pool.ts";
-import { configFor } from "./worker_config.ts";
+import { setCloseOnExec } from "./close_on_exec.ts";
+import type { PassedSockets } from "./socket_activation.ts";
+import { configFor, servedByWorkers, type WorkerReach } from "./worker_config.ts";
 
 /** Options for {@linkcode WorkerSupervisor}. */
 export interface WorkerSupervisorOptions extends SupervisorOptions {
@@ -36,6 +38,8 @@ export class WorkerSupervisor {
   #pool: WorkerPool;
   #services: SupervisorOptions["services"];
   #applied?: Config;
+  #passed?: PassedSockets;
+  #reach: WorkerReach;
 
   /**
    * @param options the supervisor's options and the number of workers
@@ -43,11 +47,21 @@ export class WorkerSupervisor {
   constructor(options: WorkerSupervisorOptions) {
     this.#local = new Supervisor(options);
     this.#services = options.services;
+    this.#passed = options.passedSockets;
+    // systemd's sockets reach the workers under Deno, whose spawn keeps
+    // descriptors without close-on-exec (cleared for the spawn through FFI);
+    // the offline executable's runtime closes them in the child.
+    const fds = (options.passedSockets?.sockets ?? []).map((socket) => socket.fd);
+    const inherits = navigator.userAgent.startsWith("Deno/");
+    this.#reach = {
+      fds: inherits && fds.length > 0 && setCloseOnExec(fds, true) === undefined,
+    };
     this.#pool = new WorkerPool({
       count: options.workers,
       log: options.log,
       services: options.services,
       command: options.command,
+      passed: this.#reach.fds ? options.passedSockets!.sockets : [],
     });
   }
 
@@ -91,13 +105,19 @@ export class WorkerSupervisor {
     }
     let mine: ReloadSummary;
     try {
-      mine = await this.#local.apply(configFor(config, this.#services, "supervisor"));
+      mine = await this.#local.apply(
+        configFor(config, this.#services, "supervisor", this.#reach),
+      );
     } catch (error) {
       if (first) await this.#pool.stop(0);
       else await this.#pool.apply(this.#applied!).catch(() => {});
       throw error;
     }
     this.#applied = config;
+    this.#passed?.handOver(
+      config.listeners.filter((l) => servedByWorkers(l, this.#services, this.#reach))
+        .flatMap((l) => l.address.fd === undefined ? [] : [String(l.address.fd)]),
+    );
     return {
       added: [...theirs.added, ...mine.added],
       changed: [...theirs.changed, ...mine.changed],

@@ -11,6 +11,7 @@ import { connectTls } from "../cli/tls_client.ts";
 import type { NodeStreamConn } from "../lib/node_stream_conn.ts";
 import { makeCert } from "./_tls_helpers.ts";
 import {
+  BUILT,
   checkConfig,
   type Daemon,
   readBytes,
@@ -303,6 +304,38 @@ Deno.test("TLS rotation reaches every worker", async () => {
       conn.close();
     }
   }
+});
+
+// Handing systemd's sockets on takes FFI (fcntl): the offline executable
+// serves them in the supervisor, as docs/workers.md says.
+Deno.test("socket activation: a socket systemd passed is served by every worker (deno run)", async () => {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port;
+  probe.close();
+  await using config = await tempConfig(
+    `[daemon]\nworkers = 2\n[[listener]]\nname = "web"\nservice = "echo"\nlisten = "fd:web"\n`,
+  );
+  await using daemon = await spawnDaemon(["-c", config.path], {
+    waitReady: false,
+    wrapper: ["systemd-socket-activate", "-l", `127.0.0.1:${port}`, "--fdname=web"],
+  });
+  await daemon.waitForLine(/Listening on 127\.0\.0\.1:\d+ as 3/);
+  // The first connection makes systemd-socket-activate start the daemon.
+  const first = await Deno.connect({ hostname: "127.0.0.1", port });
+  const served = echoes(first);
+  await daemon.waitForLine(/switchboard \S+ ready/);
+  assert.ok(await served);
+  first.close();
+  for (let i = 0; i < (BUILT ? 8 : 64) && servingWorkers(daemon, "web").size < 2; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    assert.ok(await echoes(conn));
+    conn.close();
+    await waitFor(() => daemon.lines.filter((l) => l.includes("Connection closed")).length > i);
+  }
+  assert.deepEqual([...servingWorkers(daemon, "web")].sort(), BUILT ? [] : ["1", "2"]);
+  assert.ok(!daemon.lines.some((l) => l.includes("is not used by any listener")));
+  daemon.child.kill("SIGTERM");
+  assert.equal((await daemon.exit()).code, 0);
 });
 
 Deno.test("SIGTERM stops every worker, and the supervisor exits after them", async () => {
