@@ -20,7 +20,7 @@ import { SharedState } from "./shared_state.ts";
 import { PassedSockets } from "./socket_activation.ts";
 import type { StreamListener } from "./stream_listener.ts";
 import { TcpListener } from "./tcp_listener.ts";
-import { UdpListener } from "./udp_listener.ts";
+import { bindUdp, UdpListener, type UdpSocket } from "./udp_listener.ts";
 
 /** A listener could not start; `phase` says whether binding or the service failed. */
 export class ListenerStartError extends Error {
@@ -304,7 +304,7 @@ export class Supervisor {
       ? `fd:${fd}/${config.transport}`
       : `${formatHostPort(hostname, port)}/${config.transport}`;
     let listener: TcpListener | UdpListener | undefined;
-    let socket: StreamListener | Deno.DatagramConn;
+    let socket: StreamListener | UdpSocket;
     try {
       socket = fd !== undefined
         ? await this.#passed.listen(fd, config.name)
@@ -314,7 +314,7 @@ export class Supervisor {
           hostname,
         )
         : await bindWildcardAware(
-          (h) => Deno.listenDatagram({ hostname: h, port, transport: "udp" }),
+          (h) => bindUdp({ hostname: h, port }),
           hostname,
         );
     } catch (cause) {
@@ -322,7 +322,7 @@ export class Supervisor {
     }
     const log = this.#log.child({ listener: config.name });
     const udp = config.transport === "udp"
-      ? new UdpListener(socket as Deno.DatagramConn, config, log)
+      ? new UdpListener(socket as UdpSocket, config, log)
       : undefined;
     try {
       const instance = await this.#open(config, socket.addr as Deno.NetAddr, udp);

@@ -1,7 +1,13 @@
 /**
- * One running UDP listener: a receive loop on one reused buffer, the
- * reflection guard (datagrams from ports 0, 7, 13, 19 and 37 are dropped),
- * access rules, the per-source rate, and error isolation per datagram.
+ * One running UDP listener: a receive loop, the reflection guard (datagrams
+ * from ports 0, 7, 13, 19 and 37 are dropped), access rules, the per-source
+ * rate, and error isolation per datagram.
+ *
+ * Two socket kinds, one behaviour: where Deno FFI works (`deno run` on
+ * Linux) the socket is an {@linkcode MmsgSocket} — batches of datagrams per
+ * `recvmmsg`, replies queued during a batch leave in one `sendmmsg`;
+ * elsewhere (the offline executable, `SWITCHBOARD_UDP=portable`) a
+ * `Deno.DatagramConn` read one datagram at a time into reused buffers.
  *
  * @module
  */
@@ -22,6 +28,22 @@ import type { ServiceInstance } from "./service.ts";
 import { settlesBy } from "./settles_by.ts";
 import { SourceTable } from "./source_limits.ts";
 import { formatRate } from "./units.ts";
+import { MmsgSocket } from "./udp_mmsg.ts";
+
+/** A bound UDP socket a listener serves: FFI-driven or Deno's. */
+export type UdpSocket = MmsgSocket | Deno.DatagramConn;
+
+/**
+ * Binds a UDP socket: through libc (recvmmsg/sendmmsg) when FFI can be
+ * used, else with `Deno.listenDatagram`.
+ * @param options the IP literal (`::` is dual-stack) and port (0: any free one)
+ * @returns the bound socket
+ * @throws {Deno.errors.AddrInUse} and the other errors of `Deno.listenDatagram`
+ */
+export function bindUdp(options: { hostname: string; port: number }): UdpSocket {
+  return MmsgSocket.bind(options) ??
+    Deno.listenDatagram({ hostname: options.hostname, port: options.port, transport: "udp" });
+}
 
 // Larger than the largest UDP payload (65,507 bytes over IPv4), so nothing is truncated.
 const RECEIVE_BUFFER = 65536;
@@ -46,7 +68,7 @@ interface Generation {
 
 /** Receives datagrams for one UDP listener; created by the supervisor. */
 export class UdpListener implements RunningListener {
-  #socket: Deno.DatagramConn;
+  #socket: UdpSocket;
   #log: Logger;
   #generation?: Generation;
   #stopping = false;
@@ -67,8 +89,12 @@ export class UdpListener implements RunningListener {
    * @param config the listener's settings
    * @param log a logger carrying the listener's name
    */
-  constructor(socket: Deno.DatagramConn, config: ListenerConfig, log: Logger) {
+  constructor(socket: UdpSocket, config: ListenerConfig, log: Logger) {
     this.#socket = socket;
+    if (socket instanceof MmsgSocket) {
+      // The FFI socket counts its own sends and bytes: one promise per send.
+      this.send = (data, to) => socket.send(data, to) as Promise<unknown> as Promise<void>;
+    }
     this.#pendingConfig = config;
     this.#log = log;
   }
@@ -82,7 +108,7 @@ export class UdpListener implements RunningListener {
   send = async (data: Uint8Array, to: Deno.NetAddr): Promise<void> => {
     this.#sending++;
     try {
-      const n = await this.#socket.send(data, to);
+      const n = await (this.#socket as Deno.DatagramConn).send(data, to);
       this.#stats.bytesOut += n;
     } finally {
       if (--this.#sending === 0 && this.#sent) {
@@ -94,6 +120,7 @@ export class UdpListener implements RunningListener {
 
   /** Settles once no send is in flight. */
   #allSent(): Promise<void> {
+    if (this.#socket instanceof MmsgSocket) return this.#socket.allSent();
     if (this.#sending === 0) return Promise.resolve();
     this.#sent ??= Promise.withResolvers<void>();
     return this.#sent.promise;
@@ -105,7 +132,10 @@ export class UdpListener implements RunningListener {
    */
   start(instance: ServiceInstance): void {
     this.#generation = this.#newGeneration(this.#pendingConfig, instance);
-    this.#loop = this.#receive();
+    const socket = this.#socket;
+    this.#loop = socket instanceof MmsgSocket
+      ? this.#receiveBatches(socket)
+      : this.#receive(socket);
   }
 
   /** The settings datagrams are served with. */
@@ -120,6 +150,7 @@ export class UdpListener implements RunningListener {
 
   /** Counters since start. */
   get stats(): ListenerStats {
+    if (this.#socket instanceof MmsgSocket) this.#stats.bytesOut = this.#socket.bytesOut;
     const stats = copyStats(this.#stats);
     stats.sources = this.#sources?.size ?? 0;
     const service = this.#generation?.instance.status?.();
@@ -157,53 +188,102 @@ export class UdpListener implements RunningListener {
     }
   }
 
-  async #receive(): Promise<void> {
+  async #receive(socket: Deno.DatagramConn): Promise<void> {
     const buffer = new Uint8Array(RECEIVE_BUFFER);
-    const stats = this.#stats;
     let backoff = 0;
     for (;;) {
       let data: Uint8Array;
       let from: Deno.NetAddr;
       try {
-        [data, from] = (await this.#socket.receive(buffer)) as [Uint8Array, Deno.NetAddr];
+        [data, from] = (await socket.receive(buffer)) as [Uint8Array, Deno.NetAddr];
         backoff = 0;
       } catch (error) {
         if (this.#stopping || error instanceof Deno.errors.BadResource) return;
-        backoff = Math.min(backoff === 0 ? 5 : backoff * 2, MAX_RECEIVE_BACKOFF_MS);
-        this.#log.warn(`Receive failed, retrying in ${backoff}ms: ${describeError(error)}`);
-        await new Promise((resolve) => setTimeout(resolve, backoff));
+        backoff = await this.#backOff(backoff, error);
         continue;
       }
-      const generation = this.#generation!;
-      if (isReflectionPort(from.port)) {
-        stats.dropped!++;
-        continue;
-      }
-      if (!generation.policy.open && !generation.policy.allows(normalizeHost(from.hostname))) {
-        stats.denied++;
-        stats.dropped!++;
-        const count = this.#denials.hit(performance.now());
-        if (count > 0) {
-          const peer = formatHostPort(normalizeHost(from.hostname), from.port);
-          this.#log.info("Datagram denied by access rules", { peer, count });
-        }
-        continue;
-      }
-      const sources = this.#sources;
-      if (sources && !this.#withinRate(sources, generation.config, from)) continue;
-      stats.datagrams!++;
-      stats.bytesIn += data.length;
+      const pending = this.#dispatch(data, from);
+      if (pending) await pending;
+    }
+  }
+
+  // A batch at a time: every datagram of it is handed to the service, the
+  // replies they queued leave in one sendmmsg, and the slots are reused
+  // only once every handler's promise has settled (`data` stays valid).
+  async #receiveBatches(socket: MmsgSocket): Promise<void> {
+    let backoff = 0;
+    const pending: Promise<void>[] = [];
+    for (;;) {
+      let n: number;
       try {
-        const pending = generation.instance.datagram!(data, from);
-        if (pending) await pending;
+        const received = socket.receive();
+        n = typeof received === "number" ? received : await received;
+        backoff = 0;
       } catch (error) {
-        if (this.#stopping) return;
-        const count = this.#failures.hit(performance.now());
-        if (count > 0) {
-          const peer = formatHostPort(normalizeHost(from.hostname), from.port);
-          this.#log.warn(`Datagram handler failed: ${describeError(error)}`, { peer, count });
-        }
+        if (this.#stopping || error instanceof Deno.errors.BadResource) return;
+        backoff = await this.#backOff(backoff, error);
+        continue;
       }
+      for (let i = 0; i < n; i++) {
+        const handled = this.#dispatch(socket.data(i), socket.from(i));
+        if (handled) pending.push(handled);
+      }
+      socket.flush();
+      if (pending.length === 0) continue;
+      for (const handled of pending) await handled;
+      pending.length = 0;
+    }
+  }
+
+  async #backOff(previous: number, error: unknown): Promise<number> {
+    const backoff = Math.min(previous === 0 ? 5 : previous * 2, MAX_RECEIVE_BACKOFF_MS);
+    this.#log.warn(`Receive failed, retrying in ${backoff}ms: ${describeError(error)}`);
+    await new Promise((resolve) => setTimeout(resolve, backoff));
+    return backoff;
+  }
+
+  /**
+   * Screens one datagram (reflection, access, rate) and hands it to the
+   * service; a promise (never rejecting) while the handler is still busy.
+   */
+  #dispatch(data: Uint8Array, from: Deno.NetAddr): Promise<void> | undefined {
+    const stats = this.#stats;
+    const generation = this.#generation!;
+    if (isReflectionPort(from.port)) {
+      stats.dropped!++;
+      return undefined;
+    }
+    if (!generation.policy.open && !generation.policy.allows(normalizeHost(from.hostname))) {
+      stats.denied++;
+      stats.dropped!++;
+      const count = this.#denials.hit(performance.now());
+      if (count > 0) {
+        const peer = formatHostPort(normalizeHost(from.hostname), from.port);
+        this.#log.info("Datagram denied by access rules", { peer, count });
+      }
+      return undefined;
+    }
+    const sources = this.#sources;
+    if (sources && !this.#withinRate(sources, generation.config, from)) return undefined;
+    stats.datagrams!++;
+    stats.bytesIn += data.length;
+    let pending: void | Promise<void>;
+    try {
+      pending = generation.instance.datagram!(data, from);
+    } catch (error) {
+      this.#handlerFailed(error, from);
+      return undefined;
+    }
+    if (!pending) return undefined;
+    return pending.then(undefined, (error) => this.#handlerFailed(error, from));
+  }
+
+  #handlerFailed(error: unknown, from: Deno.NetAddr): void {
+    if (this.#stopping) return;
+    const count = this.#failures.hit(performance.now());
+    if (count > 0) {
+      const peer = formatHostPort(normalizeHost(from.hostname), from.port);
+      this.#log.warn(`Datagram handler failed: ${describeError(error)}`, { peer, count });
     }
   }
 
