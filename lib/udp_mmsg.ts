@@ -438,7 +438,8 @@ export class MmsgSocket {
   }
 
   #remember(slot: number, key: number | string, hostname: string, port: number): Deno.NetAddr {
-    const addr: Deno.NetAddr = { transport: "udp", hostname, port };
+    // Null-prototype, as the objects Deno's own receive returns.
+    const addr = { __proto__: null, transport: "udp", hostname, port } as unknown as Deno.NetAddr;
     this.#sourceKeys[slot] = key;
     this.#sourceAddrs[slot] = addr;
     return addr;

@@ -1,0 +1,234 @@
+import assert from "node:assert/strict";
+import { formatIPv6, MmsgSocket, mmsgUnavailable, RECEIVE_BATCH } from "../lib/udp_mmsg.ts";
+import { bindUdp } from "../lib/udp_listener.ts";
+import { listenerToml, spawnDaemon, tempConfig, udpReceive, udpRequest } from "./_helpers.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Receives one batch (waiting for it), bounded by a timer. */
+async function receiveSome(socket: MmsgSocket): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const received = socket.receive();
+    const n = typeof received === "number" ? received : await received;
+    if (n > 0) return n;
+  }
+  throw new Error("nothing received");
+}
+
+function bindOrSkip(hostname: string): MmsgSocket {
+  const socket = MmsgSocket.bind({ hostname, port: 0 });
+  assert.ok(socket, `FFI socket on ${hostname}: ${mmsgUnavailable() ?? "bind failed"}`);
+  return socket;
+}
+
+Deno.test("under deno run the FFI socket is used, and SWITCHBOARD_UDP=portable turns it off", () => {
+  assert.equal(mmsgUnavailable(), undefined);
+  const fast = bindUdp({ hostname: "127.0.0.1", port: 0 });
+  assert.ok(fast instanceof MmsgSocket);
+  fast.close();
+  Deno.env.set("SWITCHBOARD_UDP", "portable");
+  try {
+    assert.equal(mmsgUnavailable(), "SWITCHBOARD_UDP=portable");
+    const portable = bindUdp({ hostname: "127.0.0.1", port: 0 });
+    assert.ok(!(portable instanceof MmsgSocket));
+    assert.equal((portable.addr as Deno.NetAddr).transport, "udp");
+    portable.close();
+  } finally {
+    Deno.env.delete("SWITCHBOARD_UDP");
+  }
+});
+
+Deno.test("a port in use fails as Deno.listenDatagram does", () => {
+  const first = bindOrSkip("127.0.0.1");
+  try {
+    assert.throws(
+      () => bindUdp({ hostname: "127.0.0.1", port: first.addr.port }),
+      Deno.errors.AddrInUse,
+    );
+  } finally {
+    first.close();
+  }
+});
+
+Deno.test("IPv6 text is written as Deno writes it", () => {
+  const bytes = (text: string): Uint8Array => {
+    const groups = text.split(":").map((g) => parseInt(g, 16));
+    const out = new Uint8Array(16);
+    groups.forEach((g, i) => {
+      out[2 * i] = g >> 8;
+      out[2 * i + 1] = g & 0xff;
+    });
+    return out;
+  };
+  const cases: [string, string][] = [
+    ["0:0:0:0:0:0:0:0", "::"],
+    ["0:0:0:0:0:0:0:1", "::1"],
+    ["1:0:0:0:0:0:0:0", "1::"],
+    ["2001:db8:0:0:0:0:0:1", "2001:db8::1"],
+    ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
+    ["2001:0:0:1:0:0:0:1", "2001:0:0:1::1"],
+    ["1:0:0:2:0:0:3:4", "1::2:0:0:3:4"],
+    ["fe80:0:0:0:abcd:ef01:2345:6789", "fe80::abcd:ef01:2345:6789"],
+    ["0:0:0:0:0:ffff:c000:280", "::ffff:192.0.2.128"],
+  ];
+  for (const [groups, text] of cases) assert.equal(formatIPv6(bytes(groups)), text, groups);
+});
+
+Deno.test("sources read as Deno reads them: IPv4, IPv4-mapped on a dual-stack socket, IPv6", async () => {
+  const pairs: [string, string, string][] = [
+    ["127.0.0.1", "127.0.0.1", "127.0.0.1"],
+    ["::", "127.0.0.1", "127.0.0.1"],
+    ["::", "::1", "::1"],
+    ["::1", "::1", "::1"],
+  ];
+  for (const [bind, client, target] of pairs) {
+    const fast = bindOrSkip(bind);
+    const deno = Deno.listenDatagram({ hostname: bind, port: 0, transport: "udp" });
+    const peer = Deno.listenDatagram({ hostname: client, port: 0, transport: "udp" });
+    try {
+      const payload = encoder.encode(`from ${client} to ${bind}`);
+      await peer.send(payload, { transport: "udp", hostname: target, port: fast.addr.port });
+      await peer.send(payload, {
+        transport: "udp",
+        hostname: target,
+        port: (deno.addr as Deno.NetAddr).port,
+      });
+      assert.equal(await receiveSome(fast), 1);
+      const [, expected] = await deno.receive();
+      assert.deepEqual(fast.from(0), expected, `${client} → ${bind}`);
+      assert.deepEqual(fast.data(0), payload);
+      assert.equal(fast.addr.hostname, (deno.addr as Deno.NetAddr).hostname);
+      // A reply reaches the source, whichever family it is written in.
+      await fast.send(encoder.encode("reply"), fast.from(0));
+      fast.flush();
+      assert.equal(decoder.decode((await udpReceive(peer, 2000))!), "reply");
+    } finally {
+      fast.close();
+      deno.close();
+      peer.close();
+    }
+  }
+});
+
+Deno.test("a batch larger than one recvmmsg, empty and 65,507-byte datagrams, replies in one flush", async () => {
+  const fast = bindOrSkip("127.0.0.1");
+  const peer = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  try {
+    const to = { transport: "udp" as const, hostname: "127.0.0.1", port: fast.addr.port };
+    const count = RECEIVE_BATCH + 8;
+    for (let i = 0; i < count; i++) await peer.send(encoder.encode(`${i}`), to);
+    const seen: string[] = [];
+    while (seen.length < count) {
+      const n = await receiveSome(fast);
+      const sends: Promise<number>[] = [];
+      for (let i = 0; i < n; i++) {
+        seen.push(decoder.decode(fast.data(i)));
+        sends.push(fast.send(fast.data(i), fast.from(i)));
+      }
+      fast.flush();
+      await Promise.all(sends);
+      assert.ok(n <= RECEIVE_BATCH);
+    }
+    assert.deepEqual(seen, Array.from({ length: count }, (_, i) => `${i}`));
+    for (let i = 0; i < count; i++) {
+      assert.equal(decoder.decode((await udpReceive(peer, 2000))!), `${i}`);
+    }
+    for (const size of [0, 65_507]) {
+      await peer.send(new Uint8Array(size).fill(0x61), to);
+      assert.equal(await receiveSome(fast), 1);
+      assert.equal(fast.data(0).length, size);
+      const sent = fast.send(fast.data(0), fast.from(0));
+      fast.flush();
+      assert.equal(await sent, size);
+      assert.equal((await udpReceive(peer, 2000))!.length, size);
+    }
+    assert.ok(fast.bytesOut >= 65_507);
+    await fast.allSent();
+  } finally {
+    fast.close();
+    peer.close();
+  }
+});
+
+Deno.test("close wakes a receive waiting on the worker thread; later sends are refused", async () => {
+  const fast = bindOrSkip("127.0.0.1");
+  const waiting = fast.receive();
+  assert.ok(waiting instanceof Promise);
+  fast.close();
+  await assert.rejects(waiting, Deno.errors.BadResource);
+  assert.throws(() => fast.receive(), Deno.errors.BadResource);
+  await assert.rejects(
+    fast.send(encoder.encode("late"), { transport: "udp", hostname: "127.0.0.1", port: 9 }),
+    Deno.errors.BadResource,
+  );
+  assert.throws(() => fast.close(), Deno.errors.BadResource);
+});
+
+Deno.test("a send that cannot be addressed rejects without stopping the others", async () => {
+  const fast = bindOrSkip("127.0.0.1");
+  const peer = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  try {
+    const bad = fast.send(encoder.encode("x"), { transport: "udp", hostname: "::1", port: 5 });
+    const good = fast.send(encoder.encode("ok"), peer.addr as Deno.NetAddr);
+    fast.flush();
+    await assert.rejects(bad);
+    assert.equal(await good, 2);
+    assert.equal(decoder.decode((await udpReceive(peer, 2000))!), "ok");
+  } finally {
+    fast.close();
+    peer.close();
+  }
+});
+
+for (const mode of ["ffi", "portable"]) {
+  Deno.test(`the daemon serves UDP echo and chat on the ${mode} path, v4 and v6`, async () => {
+    await using config = await tempConfig(
+      listenerToml({ name: "e4", service: "echo", transport: "udp", listen: "127.0.0.1:0" }) +
+        listenerToml({ name: "e6", service: "echo", transport: "udp", listen: "[::]:0" }) +
+        listenerToml({ name: "c", service: "chat", transport: "udp", listen: "127.0.0.1:0" }),
+    );
+    await using daemon = await spawnDaemon(["-c", config.path], {
+      env: mode === "portable" ? { SWITCHBOARD_UDP: "portable" } : {},
+    });
+    assert.equal(
+      decoder.decode((await udpRequest(daemon.port("e4"), encoder.encode("four")))!),
+      "four",
+    );
+    assert.equal(
+      decoder.decode((await udpRequest(daemon.port("e6"), encoder.encode("mapped")))!),
+      "mapped",
+    );
+    const six = Deno.listenDatagram({ hostname: "::1", port: 0, transport: "udp" });
+    try {
+      await six.send(encoder.encode("six"), {
+        transport: "udp",
+        hostname: "::1",
+        port: daemon.port("e6"),
+      });
+      assert.equal(decoder.decode((await udpReceive(six, 2000))!), "six");
+    } finally {
+      six.close();
+    }
+    // A message to three members: one sendmmsg on the FFI path, three sends on the other.
+    const members = [0, 1, 2, 3].map(() =>
+      Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" })
+    );
+    try {
+      const room = { transport: "udp" as const, hostname: "127.0.0.1", port: daemon.port("c") };
+      for (const [i, member] of members.entries()) {
+        await member.send(encoder.encode(`/nick m${i}`), room);
+        // The others hear of the newcomer; drain those notices.
+        for (const other of members.slice(0, i)) await udpReceive(other, 2000);
+      }
+      await members[0]!.send(encoder.encode("hello all"), room);
+      for (const member of members.slice(1)) {
+        assert.equal(decoder.decode((await udpReceive(member, 2000))!), "[m0] hello all");
+      }
+    } finally {
+      for (const member of members) member.close();
+    }
+    daemon.child.kill("SIGTERM");
+    assert.equal((await daemon.exit()).code, 0);
+  });
+}
