@@ -48,6 +48,8 @@ export function bindUdp(options: { hostname: string; port: number }): UdpSocket 
 // Larger than the largest UDP payload (65,507 bytes over IPv4), so nothing is truncated.
 const RECEIVE_BUFFER = 65536;
 const MAX_RECEIVE_BACKOFF_MS = 1000;
+// Datagrams a portable listener may have in its handlers at once.
+const PORTABLE_BUFFERS = 4;
 
 /**
  * Whether a datagram from `port` must be ignored: port 0 cannot be answered,
@@ -188,23 +190,34 @@ export class UdpListener implements RunningListener {
     }
   }
 
+  // One datagram per receive, into a ring of buffers: the next receive
+  // starts while the last reply is still being sent (a buffer is reused
+  // only once its handler's promise has settled, so `data` stays valid).
   async #receive(socket: Deno.DatagramConn): Promise<void> {
-    const buffer = new Uint8Array(RECEIVE_BUFFER);
+    const buffers = Array.from({ length: PORTABLE_BUFFERS }, () => new Uint8Array(RECEIVE_BUFFER));
+    const busy: (Promise<void> | undefined)[] = new Array(PORTABLE_BUFFERS).fill(undefined);
+    let next = 0;
     let backoff = 0;
     for (;;) {
+      const held = busy[next];
+      if (held) {
+        await held;
+        busy[next] = undefined;
+      }
       let data: Uint8Array;
       let from: Deno.NetAddr;
       try {
-        [data, from] = (await socket.receive(buffer)) as [Uint8Array, Deno.NetAddr];
+        [data, from] = (await socket.receive(buffers[next])) as [Uint8Array, Deno.NetAddr];
         backoff = 0;
       } catch (error) {
-        if (this.#stopping || error instanceof Deno.errors.BadResource) return;
+        if (this.#stopping || error instanceof Deno.errors.BadResource) break;
         backoff = await this.#backOff(backoff, error);
         continue;
       }
-      const pending = this.#dispatch(data, from);
-      if (pending) await pending;
+      busy[next] = this.#dispatch(data, from);
+      next = (next + 1) % PORTABLE_BUFFERS;
     }
+    for (const held of busy) await held;
   }
 
   // A batch at a time: every datagram of it is handed to the service, the

@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { formatIPv6, MmsgSocket, mmsgUnavailable, RECEIVE_BATCH } from "../lib/udp_mmsg.ts";
 import { bindUdp } from "../lib/udp_listener.ts";
-import { listenerToml, spawnDaemon, tempConfig, udpReceive, udpRequest } from "./_helpers.ts";
+import { defineService, type Service } from "../lib/service.ts";
+import { SERVICES } from "../handlers/mod.ts";
+import {
+  listenerToml,
+  spawnDaemon,
+  startServer,
+  tempConfig,
+  udpReceive,
+  udpRequest,
+} from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -230,5 +239,56 @@ for (const mode of ["ffi", "portable"]) {
     }
     daemon.child.kill("SIGTERM");
     assert.equal((await daemon.exit()).code, 0);
+  });
+}
+
+// A handler that holds its datagram across an await: the listener must not
+// receive into that buffer (or slot) until the handler's promise settles.
+let gateOpen: () => void = () => {};
+let gate = new Promise<void>((resolve) => gateOpen = resolve);
+let called = 0;
+const gated: Service = defineService<Record<string, never>>({
+  name: "gated",
+  transports: ["udp"],
+  defaultPort: 1,
+  parseOptions: () => ({}),
+  open: (_options, listener) => ({
+    datagram: async (data, from) => {
+      called++;
+      await gate;
+      await listener.send(data, from);
+    },
+  }),
+});
+
+for (const mode of ["ffi", "portable"]) {
+  Deno.test(`${mode} path: a datagram stays intact while its handler awaits`, async () => {
+    called = 0;
+    gate = new Promise<void>((resolve) => gateOpen = resolve);
+    if (mode === "portable") Deno.env.set("SWITCHBOARD_UDP", "portable");
+    const peer = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    try {
+      await using server = await startServer(
+        listenerToml({ name: "g", service: "gated", transport: "udp", listen: "127.0.0.1:0" }),
+        { services: [...SERVICES, gated] },
+      );
+      Deno.env.delete("SWITCHBOARD_UDP");
+      const to = { transport: "udp" as const, hostname: "127.0.0.1", port: server.port("g") };
+      const sent = ["first", "other", "third", "forth", "fifth", "sixth"];
+      for (const text of sent) await peer.send(encoder.encode(text), to);
+      for (let i = 0; i < 200 && called === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      gateOpen();
+      const replies: string[] = [];
+      for (let i = 0; i < sent.length; i++) {
+        replies.push(decoder.decode((await udpReceive(peer, 2000))!));
+      }
+      assert.deepEqual(replies.sort(), [...sent].sort());
+    } finally {
+      Deno.env.delete("SWITCHBOARD_UDP");
+      gateOpen();
+      peer.close();
+    }
   });
 }
