@@ -150,6 +150,11 @@ export function manSections(source: ManualSource): ManSection[] {
           "a config file, it enables the embedded cmd listener with that token",
         ],
         ["SWITCHBOARD_DEBUG", "set: an unexpected error shows where it happened"],
+        [
+          "SWITCHBOARD_UDP",
+          "portable: UDP listeners use Deno's datagram API even where recvmmsg/sendmmsg " +
+          "through FFI would work (the offline executable always does)",
+        ],
         ["NOTIFY_SOCKET, WATCHDOG_USEC", "set by systemd: sd_notify readiness and watchdog"],
         ["JOURNAL_STREAM", "set by systemd: log lines carry <N> priority prefixes"],
         ["TZ", "the daemon's time zone (the time service's default zone)"],
