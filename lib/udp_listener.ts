@@ -36,13 +36,21 @@ export type UdpSocket = MmsgSocket | Deno.DatagramConn;
 /**
  * Binds a UDP socket: through libc (recvmmsg/sendmmsg) when FFI can be
  * used, else with `Deno.listenDatagram`.
- * @param options the IP literal (`::` is dual-stack) and port (0: any free one)
+ * @param options the IP literal (`::` is dual-stack), port (0: any free
+ *   one), and `reuseAddress` (Deno's option: SO_REUSEADDR and SO_REUSEPORT)
  * @returns the bound socket
  * @throws {Deno.errors.AddrInUse} and the other errors of `Deno.listenDatagram`
  */
-export function bindUdp(options: { hostname: string; port: number }): UdpSocket {
+export function bindUdp(
+  options: { hostname: string; port: number; reuseAddress?: boolean },
+): UdpSocket {
   return MmsgSocket.bind(options) ??
-    Deno.listenDatagram({ hostname: options.hostname, port: options.port, transport: "udp" });
+    Deno.listenDatagram({
+      hostname: options.hostname,
+      port: options.port,
+      transport: "udp",
+      reuseAddress: options.reuseAddress ?? false,
+    });
 }
 
 // Larger than the largest UDP payload (65,507 bytes over IPv4), so nothing is truncated.

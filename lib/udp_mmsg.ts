@@ -41,6 +41,9 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const SO_REUSEPORT = 15;
 const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 const MSG_DONTWAIT = 0x40;
@@ -364,12 +367,16 @@ export class MmsgSocket {
 
   /**
    * Binds a UDP socket through libc; `::` is dual-stack.
-   * @param options the IP literal and port (0: any free port)
+   * @param options the IP literal, port (0: any free port), and
+   *   `reuseAddress` (SO_REUSEADDR and SO_REUSEPORT, as Deno's option:
+   *   processes sharing a port)
    * @returns the socket, or undefined when FFI cannot be used or the bind
    *   failed (the caller binds with Deno then, which reports the error as
    *   Deno does)
    */
-  static bind(options: { hostname: string; port: number }): MmsgSocket | undefined {
+  static bind(
+    options: { hostname: string; port: number; reuseAddress?: boolean },
+  ): MmsgSocket | undefined {
     let parsed: ipaddr.IPv4 | ipaddr.IPv6;
     try {
       parsed = ipaddr.parse(options.hostname);
@@ -397,6 +404,12 @@ export class MmsgSocket {
         if (libc.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, zero, 4) < 0) throw new Error("v6only");
       } else {
         name.set(parsed.toByteArray(), 4);
+      }
+      if (options.reuseAddress) {
+        const one = new Uint8Array(new Int32Array([1]).buffer);
+        for (const option of [SO_REUSEADDR, SO_REUSEPORT]) {
+          if (libc.setsockopt(fd, SOL_SOCKET, option, one, 4) < 0) throw new Error("reuse");
+        }
       }
       if (libc.bind(fd, name, v6 ? 28 : 16) < 0) throw new Error("bind");
       return new MmsgSocket(libc, errno, fd, family);

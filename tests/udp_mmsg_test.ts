@@ -60,6 +60,23 @@ Deno.test("a port in use fails as Deno.listenDatagram does", () => {
   }
 });
 
+Deno.test("reuseAddress lets two sockets share a port, on both paths", () => {
+  for (const portable of [false, true]) {
+    if (portable) Deno.env.set("SWITCHBOARD_UDP", "portable");
+    try {
+      const first = bindUdp({ hostname: "127.0.0.1", port: 0, reuseAddress: true });
+      const port = (first.addr as Deno.NetAddr).port;
+      const second = bindUdp({ hostname: "127.0.0.1", port, reuseAddress: true });
+      assert.equal(first instanceof MmsgSocket, !portable);
+      assert.equal((second.addr as Deno.NetAddr).port, port);
+      second.close();
+      first.close();
+    } finally {
+      Deno.env.delete("SWITCHBOARD_UDP");
+    }
+  }
+});
+
 Deno.test("IPv6 text is written as Deno writes it", () => {
   const bytes = (text: string): Uint8Array => {
     const groups = text.split(":").map((g) => parseInt(g, 16));
