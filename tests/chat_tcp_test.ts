@@ -263,3 +263,81 @@ Deno.test("chat: the room is shared while any listener uses it and removed after
   await second.close?.();
   assertEquals(shared.keys(), []);
 });
+
+Deno.test("chat over TCP: the lines of one read reach each member in one write", async () => {
+  const { ChatRoom } = await import("../handlers/chat/room.ts");
+  const { serveChatConnection } = await import("../handlers/chat/tcp.ts");
+  const { MeteredConn } = await import("../lib/metered_conn.ts");
+  const { Logger } = await import("../lib/log.ts");
+  const { waitFor } = await import("./_helpers.ts");
+  // The server side of each member: real sockets, with every write recorded.
+  class RecordingConn extends MeteredConn {
+    writes: Uint8Array[] = [];
+    /** Bytes the first read waits for, so the four lines arrive as one read. */
+    fill = 0;
+    override async read(p: Uint8Array): Promise<number | null> {
+      let got = 0;
+      do {
+        const n = await super.read(p.subarray(got));
+        if (n === null) return got > 0 ? got : null;
+        got += n;
+      } while (got < this.fill);
+      this.fill = 0;
+      return got;
+    }
+    override writeAll(p: Uint8Array): Promise<void> {
+      this.writes.push(p);
+      return super.writeAll(p);
+    }
+  }
+  const log = new Logger({ sink: () => {} });
+  const room = new ChatRoom({ name: "t", now: () => performance.now(), log });
+  const limits = {
+    maxMessage: 1000,
+    rate: { count: 1000, perMs: 1000 },
+    burst: 1000,
+    ttlMs: 60_000,
+  };
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const controller = new AbortController();
+  const members: { client: Deno.TcpConn; server: RecordingConn; served: Promise<void> }[] = [];
+  for (let i = 0; i < 3; i++) {
+    const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const accepted = await listener.accept();
+    const server = new RecordingConn(accepted, accepted.remoteAddr);
+    if (i === 2) server.fill = 8;
+    const served = serveChatConnection(server, {
+      signal: controller.signal,
+      log,
+      peer: "p",
+      setBusy: () => {},
+      note: () => {},
+      closing: controller.signal,
+      setHeaderPending: () => {},
+    }, { room, limits, maxMembers: 10, maxQueue: 1 << 20 });
+    members.push({ client, server, served });
+  }
+  const [first, second, sender] = members as [
+    typeof members[0],
+    typeof members[0],
+    typeof members[0],
+  ];
+  // Join lines: the first member hears two, the second one.
+  await waitFor(() => first.server.writes.length + second.server.writes.length >= 2);
+  await waitFor(() => room.size === 3);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  first.server.writes = [];
+  second.server.writes = [];
+  await sender.client.write(enc.encode("a\nb\nc\nd\n"));
+  const name = `127.0.0.1:${sender.client.localAddr.port}`;
+  const expected = ["a", "b", "c", "d"].map((text) => `[${name}] ${text}\n`).join("");
+  await waitFor(() => first.server.writes.length > 0 && second.server.writes.length > 0);
+  const dec = new TextDecoder();
+  assertEquals(first.server.writes.map((w) => dec.decode(w)), [expected]);
+  assertEquals(second.server.writes.map((w) => dec.decode(w)), [expected]);
+  for (const { client } of members) client.close();
+  await Promise.all(members.map((m) => m.served));
+  for (const { server } of members) server.close();
+  room.close();
+  listener.close();
+});

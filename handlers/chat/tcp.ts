@@ -69,9 +69,19 @@ class LineSink implements MemberSink {
     }
     this.#queue.push(bytes);
     this.#queued += bytes.length;
-    if (!this.#writing) void this.#flush();
+    if (!this.#writing) {
+      // Written once the current fan-out and the rest of the sender's read
+      // are done: every line of one read goes out in one write (a sender's
+      // read of 4 lines costs each member 1 send, not 2).
+      this.#writing = true;
+      queueMicrotask(this.#startFlush);
+    }
     return undefined;
   }
+
+  #startFlush = (): void => {
+    void this.#flush();
+  };
 
   removed(_reason: LeaveReason): void {
     this.#dead = true;
@@ -80,7 +90,6 @@ class LineSink implements MemberSink {
   }
 
   async #flush(): Promise<void> {
-    this.#writing = true;
     try {
       while (this.#queue.length > 0 && !this.#dead) {
         const chunk = this.#take();
