@@ -264,7 +264,7 @@ Deno.test("chat: the room is shared while any listener uses it and removed after
   assertEquals(shared.keys(), []);
 });
 
-Deno.test("chat over TCP: the lines of one read reach each member in one write", async () => {
+Deno.test("chat over TCP: the lines of one read reach each member in one write of shared bytes", async () => {
   const { ChatRoom } = await import("../handlers/chat/room.ts");
   const { serveChatConnection } = await import("../handlers/chat/tcp.ts");
   const { MeteredConn } = await import("../lib/metered_conn.ts");
@@ -335,6 +335,8 @@ Deno.test("chat over TCP: the lines of one read reach each member in one write",
   const dec = new TextDecoder();
   assertEquals(first.server.writes.map((w) => dec.decode(w)), [expected]);
   assertEquals(second.server.writes.map((w) => dec.decode(w)), [expected]);
+  // Joined once for both.
+  assertEquals(first.server.writes[0] === second.server.writes[0], true);
   for (const { client } of members) client.close();
   await Promise.all(members.map((m) => m.served));
   for (const { server } of members) server.close();

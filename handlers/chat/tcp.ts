@@ -120,15 +120,40 @@ class LineSink implements MemberSink {
       total += queue[count]!.length;
       count++;
     }
-    const out = new Uint8Array(total);
-    let offset = 0;
-    for (let i = 0; i < count; i++) {
-      out.set(queue[i]!, offset);
-      offset += queue[i]!.length;
-    }
+    const out = joinLines(queue, count, total);
     queue.splice(0, count);
     return out;
   }
+}
+
+// The last join, shared: the room gives every member the same byte arrays,
+// so the members flushing after one fan-out join the same lines; the first
+// builds the bytes, the others reuse them (they are never changed). Dropped
+// once the flushes queued by that fan-out have run.
+let lastParts: Uint8Array[] = [];
+let lastJoined: Uint8Array | undefined;
+const forgetJoin = (): void => {
+  lastParts = [];
+  lastJoined = undefined;
+};
+
+/** The first `count` lines of `queue` (`total` bytes) as one array. */
+function joinLines(queue: readonly Uint8Array[], count: number, total: number): Uint8Array {
+  if (lastJoined !== undefined && lastParts.length === count && lastJoined.length === total) {
+    let same = true;
+    for (let i = 0; i < count && same; i++) same = lastParts[i] === queue[i];
+    if (same) return lastJoined;
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    out.set(queue[i]!, offset);
+    offset += queue[i]!.length;
+  }
+  if (lastJoined === undefined) queueMicrotask(forgetJoin);
+  lastParts = queue.slice(0, count);
+  lastJoined = out;
+  return out;
 }
 
 /**
