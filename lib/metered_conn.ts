@@ -5,7 +5,10 @@
  * @module
  */
 
+import { type DirectSend, directSocket } from "./direct_send.ts";
 import type { Connection } from "./service.ts";
+
+const DONE: Promise<void> = Promise.resolve();
 
 /** The parts of a Deno connection the wrapper uses. */
 export type RawConn = Pick<Deno.Conn, "read" | "write" | "closeWrite" | "close" | "localAddr">;
@@ -16,6 +19,12 @@ export class MeteredConn implements Connection {
   #closed = false;
   #readable?: ReadableStream<Uint8Array<ArrayBuffer>>;
   #writable?: WritableStream<Uint8Array>;
+  /** A plain TCP socket's send-now path (lib/direct_send.ts), when there is one. */
+  #direct?: DirectSend;
+  /** Async writes not yet settled: direct sends wait for them (order). */
+  #writing = 0;
+  /** Settles after the last async write queued so far (never rejects). */
+  #tail?: Promise<void>;
   /** Bytes read from the peer so far. */
   bytesIn = 0;
   /** Bytes written to the peer so far. */
@@ -34,6 +43,7 @@ export class MeteredConn implements Connection {
     this.#conn = conn;
     this.remoteAddr = remoteAddr;
     this.localAddr = localAddr ?? conn.localAddr as Deno.NetAddr;
+    this.#direct = directSocket(conn);
   }
 
   /** Whether {@linkcode MeteredConn.close} was called. */
@@ -66,28 +76,72 @@ export class MeteredConn implements Connection {
    * @returns the count written
    * @throws {Deno.errors.BrokenPipe} and other I/O errors from the socket
    */
-  async write(p: Uint8Array): Promise<number> {
-    const n = await this.#conn.write(p);
+  write(p: Uint8Array): Promise<number> {
+    const sent = this.#sendNow(p);
+    if (sent > 0) return Promise.resolve(sent);
+    return this.#write(p);
+  }
+
+  /**
+   * Writes all of `p`, looping on short writes. Sent at once when the
+   * socket takes it all (no async op, no reactor trip); the rest, or all
+   * of it without a direct path, by the runtime's async write.
+   * @param p the bytes
+   * @throws {Deno.errors.BrokenPipe} and other I/O errors from the socket
+   */
+  writeAll(p: Uint8Array): Promise<void> {
+    if (p.length === 0) return DONE;
+    const sent = this.#sendNow(p);
+    if (sent === p.length) return DONE;
+    return this.#writeAll(sent === 0 ? p : p.subarray(sent));
+  }
+
+  /** Sends what the socket takes right now (0 without a direct path, closed, or behind an async write). */
+  #sendNow(p: Uint8Array): number {
+    if (this.#direct === undefined || this.#closed || this.#writing > 0) return 0;
+    const n = this.#direct(p);
     this.bytesOut += n;
     return n;
   }
 
-  /**
-   * Writes all of `p`, looping on short writes.
-   * @param p the bytes
-   * @throws {Deno.errors.BrokenPipe} and other I/O errors from the socket
-   */
-  async writeAll(p: Uint8Array): Promise<void> {
-    if (p.length === 0) return;
-    // One write almost always takes it all: no view is made unless it is short.
-    let written = await this.#conn.write(p);
-    this.bytesOut += written;
-    while (written < p.length) {
-      const n = await this.#conn.write(p.subarray(written));
+  #write(p: Uint8Array): Promise<number> {
+    return this.#queued(async () => {
+      const n = await this.#conn.write(p);
       this.bytesOut += n;
-      written += n;
-    }
+      return n;
+    });
   }
+
+  #writeAll(p: Uint8Array): Promise<void> {
+    return this.#queued(async () => {
+      // One write almost always takes it all: no view is made unless it is short.
+      let written = await this.#conn.write(p);
+      this.bytesOut += written;
+      while (written < p.length) {
+        const n = await this.#conn.write(p.subarray(written));
+        this.bytesOut += n;
+        written += n;
+      }
+    });
+  }
+
+  /**
+   * Runs async writes one after another, in call order, each after the one
+   * before has settled (failed or not): a later write never overtakes the
+   * rest of a short one, and no direct send goes out while one is pending.
+   */
+  #queued<T>(write: () => Promise<T>): Promise<T> {
+    this.#writing++;
+    const before = this.#tail;
+    const run = before === undefined ? write() : before.then(write);
+    const settled = run.then(this.#settled, this.#settled);
+    this.#tail = settled;
+    return run;
+  }
+
+  #settled = (): void => {
+    if (--this.#writing === 0) this.#tail = undefined;
+  };
 
   /**
    * Half-closes the connection (the peer reads end of stream).
