@@ -18,7 +18,7 @@ const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 const FLAGS = MSG_DONTWAIT | MSG_NOSIGNAL;
 
-type Send = (fd: number, bytes: Uint8Array, length: bigint, flags: number) => number | bigint;
+type Send = (fd: number, bytes: Uint8Array, length: number, flags: number) => number | bigint;
 
 let fdSymbol: symbol | null | undefined;
 
@@ -87,7 +87,7 @@ export function directSocket(conn: object): DirectSend | undefined {
   const call = send;
   return (bytes) => {
     if (bytes.length === 0) return 0;
-    const n = Number(call(fd, bytes, BigInt(bytes.length), FLAGS));
+    const n = Number(call(fd, bytes, bytes.length, FLAGS));
     return n > 0 ? n : 0;
   };
 }
