@@ -20,7 +20,7 @@ const FLAGS = MSG_DONTWAIT | MSG_NOSIGNAL;
 
 type Send = (fd: number, bytes: Uint8Array, length: number, flags: number) => number | bigint;
 
-let fdSymbol: symbol | null | undefined;
+let fdSymbol: symbol | undefined;
 
 function loadSend(): Send | null {
   try {
@@ -79,9 +79,12 @@ export function directSocket(conn: object): DirectSend | undefined {
   // Deno exposes no TcpConn class to test against: its own class name it is
   // (a TlsConn, whose socket carries ciphertext, must never get here).
   if (conn.constructor?.name !== "TcpConn") return undefined;
-  if (fdSymbol === undefined) fdSymbol = findFdSymbol(conn);
-  if (fdSymbol === null) return undefined;
-  const fd = (conn as unknown as Record<symbol, unknown>)[fdSymbol];
+  // Remembered once found (not when missing: the offline executable's
+  // adapter has a TcpConn class of its own, without one).
+  const symbol = fdSymbol ?? findFdSymbol(conn);
+  if (symbol === null) return undefined;
+  fdSymbol = symbol;
+  const fd = (conn as unknown as Record<symbol, unknown>)[symbol];
   if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0) return undefined;
   if (send === null) return undefined;
   const call = send;

@@ -34,6 +34,17 @@ async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array>
   return out;
 }
 
+Deno.test("direct send: a look-alike TcpConn class (the executable's adapter) has none, and spoils nothing (first: nothing found yet)", async () => {
+  class TcpConn {}
+  assert.equal(directSocket(new TcpConn()), undefined);
+  const { server, close } = await pair();
+  try {
+    assert.ok(directSocket(server), "a real connection after the look-alike");
+  } finally {
+    close();
+  }
+});
+
 Deno.test("direct send: a plain TCP connection sends at once under deno run with FFI", async () => {
   const { server, client, close } = await pair();
   try {
