@@ -96,6 +96,17 @@ export class MeteredConn implements Connection {
     return this.#writeAll(sent === 0 ? p : p.subarray(sent));
   }
 
+  /**
+   * Writes what the socket takes right now, without waiting (under `deno
+   * run` with FFI; elsewhere always 0), counted.
+   * @param p the bytes
+   * @returns how many went: 0 when the socket would block, failed, an async
+   *   write is pending, the connection is closed or there is no direct path
+   */
+  writeNow(p: Uint8Array): number {
+    return this.#sendNow(p);
+  }
+
   /** Sends what the socket takes right now (0 without a direct path, closed, or behind an async write). */
   #sendNow(p: Uint8Array): number {
     if (this.#direct === undefined || this.#closed || this.#writing > 0) return 0;

@@ -32,6 +32,13 @@ export interface Connection {
   write(p: Uint8Array): Promise<number>;
   /** Writes all of `p`, looping on short writes. */
   writeAll(p: Uint8Array): Promise<void>;
+  /**
+   * Writes what the socket takes right now, without waiting: the count, 0
+   * when it would block, when an async write is still pending, or when the
+   * connection has no such path (then only the async writes write). Never
+   * throws: a failure surfaces on the next async write. Optional.
+   */
+  writeNow?(p: Uint8Array): number;
   /** Half-closes: the peer reads end of stream; reading stays possible. */
   closeWrite(): Promise<void>;
   /** The incoming bytes as a stream (counted); do not mix with `read`. */

@@ -289,6 +289,11 @@ Deno.test("chat over TCP: the lines of one read reach each member in one write o
       this.writes.push(p);
       return super.writeAll(p);
     }
+    override writeNow(p: Uint8Array): number {
+      const sent = super.writeNow(p);
+      if (sent > 0) this.writes.push(p);
+      return sent;
+    }
   }
   const log = new Logger({ sink: () => {} });
   const room = new ChatRoom({ name: "t", now: () => performance.now(), log });

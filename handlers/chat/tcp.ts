@@ -74,14 +74,10 @@ class LineSink implements MemberSink {
       // are done: every line of one read goes out in one write (a sender's
       // read of 4 lines costs each member 1 send, not 2).
       this.#writing = true;
-      queueMicrotask(this.#startFlush);
+      flushSoon(this);
     }
     return undefined;
   }
-
-  #startFlush = (): void => {
-    void this.#flush();
-  };
 
   removed(_reason: LeaveReason): void {
     this.#dead = true;
@@ -89,12 +85,33 @@ class LineSink implements MemberSink {
     this.#onRemoved();
   }
 
-  async #flush(): Promise<void> {
+  /**
+   * Writes the queue now as far as the socket takes it (no promise, no
+   * await: `writeNow`); what it does not take is written in the background.
+   */
+  flushNow(): void {
+    const conn = this.#conn;
+    while (this.#queue.length > 0 && !this.#dead) {
+      const chunk = this.#take();
+      const sent = conn.writeNow?.(chunk) ?? 0;
+      if (sent < chunk.length) {
+        void this.#flush(chunk, sent);
+        return;
+      }
+      this.#queued -= chunk.length;
+    }
+    this.#writing = false;
+  }
+
+  /** Writes the rest of `chunk` (`sent` bytes of it went), then the queue, waiting for the socket. */
+  async #flush(chunk: Uint8Array, sent: number): Promise<void> {
     try {
+      await this.#conn.writeAll(sent === 0 ? chunk : chunk.subarray(sent));
+      this.#queued -= chunk.length;
       while (this.#queue.length > 0 && !this.#dead) {
-        const chunk = this.#take();
-        await this.#conn.writeAll(chunk);
-        this.#queued -= chunk.length;
+        const next = this.#take();
+        await this.#conn.writeAll(next);
+        this.#queued -= next.length;
       }
     } catch {
       // The peer is gone; the read side ends the membership.
@@ -124,6 +141,21 @@ class LineSink implements MemberSink {
     queue.splice(0, count);
     return out;
   }
+}
+
+// The members with lines to write, flushed together in one microtask after
+// the fan-outs that queued them (not one microtask and promise each).
+let due: LineSink[] = [];
+
+function flushSoon(sink: LineSink): void {
+  if (due.length === 0) queueMicrotask(flushDue);
+  due.push(sink);
+}
+
+function flushDue(): void {
+  const sinks = due;
+  due = [];
+  for (const sink of sinks) sink.flushNow();
 }
 
 // The last join, shared: the room gives every member the same byte arrays,
