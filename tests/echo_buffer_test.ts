@@ -116,3 +116,32 @@ Deno.test("upper-casing works across reads of every size", async () => {
   await echoStream(conn, context(), { transform: "upper" });
   assert.deepEqual(conn.written, conn.sent.map((byte) => byte - 32));
 });
+
+/** A connection whose socket takes at most `takes[i]` bytes at once on the i-th `writeNow`. */
+class DirectConn extends ScriptedConn {
+  readonly now: number[] = [];
+  #takes: number[];
+
+  constructor(script: number[], takes: number[]) {
+    super(script);
+    this.#takes = takes;
+  }
+
+  writeNow(p: Uint8Array): number {
+    const n = Math.min(p.length, this.#takes.shift() ?? p.length);
+    this.now.push(n);
+    this.written.push(...p.subarray(0, n));
+    return n;
+  }
+}
+
+Deno.test("echo sends at once what the socket takes and waits (busy) only for the rest", async () => {
+  // Taken whole, then nothing (would block), then half.
+  const conn = new DirectConn([100, 100, 100], [100, 0, 50]);
+  const busy: boolean[] = [];
+  await echoStream(conn, context(busy), { transform: "upper" });
+  assert.deepEqual(conn.now, [100, 0, 50]);
+  assert.deepEqual(conn.written, conn.sent.map((byte) => byte - 32));
+  // Only the two reads that had to wait for the socket were busy.
+  assert.deepEqual(busy, [true, false, true, false]);
+});

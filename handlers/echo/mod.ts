@@ -48,10 +48,14 @@ export async function echoStream(
   for (;;) {
     const n = await conn.read(buffer.bytes);
     if (n === null) break;
-    context.setBusy(true);
     const chunk = buffer.filled(n);
     if (upper) upperAscii(chunk);
-    await conn.writeAll(chunk);
+    // Sent at once when the socket takes it: no await, and nothing to mark
+    // busy (no one can look between here and the next read).
+    const sent = conn.writeNow?.(chunk) ?? 0;
+    if (sent === chunk.length) continue;
+    context.setBusy(true);
+    await conn.writeAll(sent === 0 ? chunk : chunk.subarray(sent));
     context.setBusy(false);
   }
 }
