@@ -1,4 +1,4 @@
-/* Single-threaded epoll TCP echo server: the baseline of bench/run_echo.sh.
+/* Single-threaded epoll TCP echo server: the baseline of bench/run.
  * usage: c_echo_server PORT   (binds 127.0.0.1; TCP_NODELAY like switchboard)
  * A short write (rare: the load generator is closed-loop) finishes with poll(). */
 #define _GNU_SOURCE

@@ -4,7 +4,7 @@
  * serves sockets pays. Per connection the main thread asks the worker to
  * spawn `/bin/sh -c true` (through setsid(1) with --setsid); the worker
  * relays the output (transferred) and the exit, the main thread writes and
- * closes. Results in bench/results_cmd.md ("Tried and dropped").
+ * closes. Results in bench/history/cmd.md ("Tried and dropped").
  *
  *   deno run -A bench/deno_cmd_worker.ts PORT [--setsid]
  *

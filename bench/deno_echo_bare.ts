@@ -1,6 +1,6 @@
 /**
  * The plainest Deno TCP echo server: a `conn.read`/`conn.write` loop per
- * connection, no supervisor, no counting. bench/run_echo.sh runs it (as
+ * connection, no supervisor, no counting. bench/run runs it (as
  * `deno_bare`) to show how much of switchboard's cost is Deno itself.
  *
  * usage: deno run -A bench/deno_echo_bare.ts PORT [BUFFER_BYTES]

@@ -1,5 +1,5 @@
 /* echo_load: closed-loop TCP echo load generator (one thread, epoll), and an
- * idle-connection memory probe. Built by bench/run_echo.sh; nothing compiled is committed.
+ * idle-connection memory probe. Built by bench/run; nothing compiled is committed.
  *
  * Load:   echo_load [-c CONNS] [-s SIZE] [-w WARMUP_S] [-d DURATION_S] [-p PID] [HOST:]PORT
  *   Each connection writes SIZE bytes, reads exactly SIZE bytes back (checked

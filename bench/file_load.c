@@ -1,5 +1,5 @@
 /*
- * Load generator for the file service benchmark (bench/run_file.sh).
+ * Load generator for the file service benchmark (bench/run).
  *
  *   file_load MODE PORT NAME_PATTERN [CLIENTS] [SECONDS] [FILES] [OPTIONS]
  *

@@ -3,7 +3,7 @@
  * `--inspect=127.0.0.1:PORT`: takes a V8 heap snapshot through the inspector
  * (which collects garbage first) and prints object counts and bytes grouped by
  * constructor or closure name. With two snapshot files it prints the
- * difference, which is how bench/results_echo.md finds what an idle
+ * difference, which is how bench/history/echo.md found what an idle
  * connection keeps alive.
  *
  * usage:

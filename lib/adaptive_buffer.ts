@@ -4,7 +4,7 @@
  * to the maximum (512 B, 2 KiB, 8 KiB, 32 KiB, 64 KiB by default), and a run
  * of reads that would have fit the small one (interactive use after a
  * transfer) gives the large one back. Measured for echo in
- * bench/results_echo.md; used by the byte-stream services (echo, discard,
+ * bench/history/echo.md; used by the byte-stream services (echo, discard,
  * redirect).
  *
  * @module

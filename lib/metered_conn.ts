@@ -54,7 +54,7 @@ export class MeteredConn implements Connection {
   // Counting in a `then` callback instead of an async wrapper: no generator
   // and no extra promise per connection waiting in read (idle connections pin
   // less memory) and fewer microtask hops per read (measured in
-  // bench/results_echo.md). One bound function per connection, made once.
+  // bench/history/echo.md). One bound function per connection, made once.
   #countIn = (n: number | null): number | null => {
     if (n !== null) this.bytesIn += n;
     return n;

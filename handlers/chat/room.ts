@@ -591,7 +591,7 @@ export class ChatRoom {
     let line: Uint8Array | undefined;
     // The caller waits for the last send only: when a socket's buffer is
     // full every later send waits too, so this is enough to keep sends from
-    // piling up. bench/run_chat.sh --sends: awaiting each send in turn cost
+    // piling up. bench/history/chat.md ("--sends"): awaiting each send in turn cost
     // the most CPU per delivery (3-15% more); the last one, the least.
     let last: Promise<void> | undefined;
     let expired: Member[] | undefined;
