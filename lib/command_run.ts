@@ -11,7 +11,7 @@
  */
 
 import { isDisconnect } from "./net_errors.ts";
-import type { ProcessGroup } from "./process_group.ts";
+import type { InputPipe, OutputPipe, ProcessGroup } from "./process_group.ts";
 
 const INITIAL_CHUNK = 4096;
 
@@ -110,16 +110,16 @@ export interface RunResult {
  * failed write, or once abandoned, further bytes are dropped.
  */
 export class StdinSink {
-  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #pipe: InputPipe | undefined;
   #broken = false;
   #abandon!: () => void;
   #abandoned: Promise<void>;
 
   /**
-   * @param stream the child's stdin
+   * @param pipe the child's stdin
    */
-  constructor(stream: WritableStream<Uint8Array>) {
-    this.#writer = stream.getWriter();
+  constructor(pipe: InputPipe) {
+    this.#pipe = pipe;
     this.#abandoned = new Promise((resolve) => this.#abandon = resolve);
   }
 
@@ -128,8 +128,8 @@ export class StdinSink {
    * @param chunk the bytes; may be reused once this resolves
    */
   async write(chunk: Uint8Array): Promise<void> {
-    if (!this.#writer || this.#broken) return;
-    const writing = this.#writer.write(chunk).catch(() => {
+    if (!this.#pipe || this.#broken) return;
+    const writing = this.#pipe.write(chunk).catch(() => {
       this.#broken = true;
     });
     // A process outside the group may hold the pipe without reading it.
@@ -138,23 +138,23 @@ export class StdinSink {
 
   /** Ends the child's stdin (end of file). */
   async close(): Promise<void> {
-    const writer = this.#writer;
-    if (!writer) return;
-    this.#writer = undefined;
+    const pipe = this.#pipe;
+    if (!pipe) return;
+    this.#pipe = undefined;
     if (this.#broken) {
-      await writer.abort().catch(() => {});
+      pipe.abort();
       return;
     }
-    await Promise.race([writer.close().catch(() => {}), this.#abandoned]);
+    await Promise.race([pipe.close().catch(() => {}), this.#abandoned]);
   }
 
   /** Stops feeding for good (the run is over or the client is gone). */
   abandon(): void {
     this.#broken = true;
     this.#abandon();
-    const writer = this.#writer;
-    this.#writer = undefined;
-    writer?.abort().catch(() => {});
+    const pipe = this.#pipe;
+    this.#pipe = undefined;
+    pipe?.abort();
   }
 }
 
@@ -174,7 +174,6 @@ export async function runCommand(
   const graceMs = limits.graceMs ?? KILL_GRACE_MS;
   const lingerMs = limits.lingerMs ?? PIPE_LINGER_MS;
   const chunkSize = limits.chunkSize ?? 65536;
-  const child = group.child;
   const stats: RunStats = { stdin: 0, stdout: 0, stderr: 0 };
   const result = {
     timedOut: false,
@@ -190,10 +189,10 @@ export async function runCommand(
   let ended = false;
   let markEnded!: () => void;
   const endedPromise = new Promise<void>((resolve) => markEnded = resolve);
-  const readers: ReadableStreamBYOBReader[] = [];
+  const readers: OutputPipe[] = [];
 
   const cutPipes = (): void => {
-    for (const reader of readers) reader.cancel().catch(() => {});
+    for (const reader of readers) reader.cancel();
   };
   const stop = (reason: string): void => {
     if (stopping) return;
@@ -229,15 +228,14 @@ export async function runCommand(
     }, limits.timeoutMs)
     : undefined;
 
-  const pump = async (stream: ReadableStream<Uint8Array>, name: OutputStream): Promise<void> => {
-    const reader = stream.getReader({ mode: "byob" });
+  const pump = async (reader: OutputPipe, name: OutputStream): Promise<void> => {
     readers.push(reader);
     // Most commands print little: start small, grow to chunkSize once a read fills it.
     let buffer = new ArrayBuffer(Math.min(INITIAL_CHUNK, chunkSize));
     try {
       for (;;) {
-        const { value, done } = await reader.read(new Uint8Array(buffer));
-        if (done || value === undefined) break;
+        const value = await reader.read(new Uint8Array(buffer));
+        if (value === null) break;
         buffer = value.length === value.buffer.byteLength && value.length < chunkSize
           ? new ArrayBuffer(chunkSize)
           : value.buffer as ArrayBuffer;
@@ -260,13 +258,13 @@ export async function runCommand(
       if (isDisconnect(error)) control.lost();
       else control.fatal(error as Error);
     } finally {
-      await reader.cancel().catch(() => {});
+      reader.cancel();
     }
   };
 
   // Both are awaited only at the end: an unexpected error becomes the run's
   // outcome at once instead of an unhandled rejection.
-  const sink = hooks.feed ? new StdinSink(child.stdin) : undefined;
+  const sink = hooks.feed && group.stdin ? new StdinSink(group.stdin) : undefined;
   const feeding = sink
     ? hooks.feed!(sink, control).catch((error) => control.fatal(error as Error))
     : Promise.resolve();
@@ -278,8 +276,8 @@ export async function runCommand(
   try {
     [status] = await Promise.all([
       group.status,
-      pump(child.stdout, "stdout"),
-      group.stderrPiped ? pump(child.stderr, "stderr") : undefined,
+      pump(group.stdout, "stdout"),
+      group.stderr ? pump(group.stderr, "stderr") : undefined,
     ]);
   } finally {
     pumpsDone = true;

@@ -2,12 +2,18 @@
  * Running a command as the leader of a new session and process group, and
  * ending the whole group: SIGTERM, then SIGKILL after a grace period.
  *
- * Deno.Command has no process-group option. `detached: true` does call
- * setsid(2) on Linux, but it forces the fork path (measured here: ~700
- * spawns/s against ~1800 with posix_spawn). So the command is started through
- * util-linux `setsid(1)`, which posix_spawn can launch: it calls setsid(2)
- * (it is never a group leader, so it does not fork) and execs the command,
- * keeping its pid (~1050 spawns/s). Without `setsid(1)`, `detached` is used.
+ * Three ways to start it, the first that applies:
+ * - `native`: posix_spawn(3) through FFI with glibc's `POSIX_SPAWN_SETSID`
+ *   (lib/native_spawn.ts): one clone, one exec, pipes watched by epoll.
+ *   Needs Deno's FFI (not the offline executable), glibc, Linux ≥ 5.3, and
+ *   no `uid`/`gid` (posix_spawn cannot change ids).
+ * - `setsid`: Deno.Command has no process-group option, and `detached: true`
+ *   (setsid(2) in a pre-exec hook) forces the fork path (measured here: ~700
+ *   spawns/s against ~1800 with posix_spawn). So the command is started
+ *   through util-linux `setsid(1)`, which posix_spawn can launch: it calls
+ *   setsid(2) (it is never a group leader, so it does not fork) and execs the
+ *   command, keeping its pid (~1050 spawns/s).
+ * - `detached`: without `setsid(1)`.
  *
  * A process that calls setsid(2) itself, or double-forks into another group,
  * escapes a group kill; under systemd, `KillMode=control-group` catches it.
@@ -15,23 +21,39 @@
  * @module
  */
 
+import { resolve } from "node:path";
+import { nativeSpawner } from "./native_spawn.ts";
+import { locateProgram } from "./program_check.ts";
+
 /** Where util-linux's setsid(1) may be. */
 const SETSID_CANDIDATES = ["/usr/bin/setsid", "/bin/setsid"];
 
 /** How a command is put in a new session. */
-export type GroupStrategy = "setsid" | "detached";
+export type GroupStrategy = "native" | "setsid" | "detached";
 
-let detectedStrategy: { strategy: GroupStrategy; setsid?: string } | undefined;
+let detectedStrategy: { strategy: "setsid" | "detached"; setsid?: string } | undefined;
 
 /**
- * Finds how this machine can start a command in a new process group.
- * @returns `setsid` (util-linux's setsid(1) was found) or `detached`
+ * Finds how this machine can start a command in a new process group when
+ * the ids are not changed.
+ * @returns `native` (posix_spawn through FFI), `setsid` (util-linux's
+ *   setsid(1) was found) or `detached`
  */
 export function groupStrategy(): GroupStrategy {
-  return detect().strategy;
+  return nativeSpawner() ? "native" : detect().strategy;
 }
 
-function detect(): { strategy: GroupStrategy; setsid?: string } {
+/**
+ * Whether commands with these ids start the native way (no setsid(1), no
+ * shell needed in between).
+ * @param ids the `uid`/`gid` the commands run as, if any
+ * @returns true when {@linkcode ProcessGroup.spawn} takes the native path
+ */
+export function spawnsNatively(ids: { uid?: number; gid?: number }): boolean {
+  return ids.uid === undefined && ids.gid === undefined && nativeSpawner() !== undefined;
+}
+
+function detect(): { strategy: "setsid" | "detached"; setsid?: string } {
   if (detectedStrategy) return detectedStrategy;
   for (const path of SETSID_CANDIDATES) {
     try {
@@ -46,6 +68,71 @@ function detect(): { strategy: GroupStrategy; setsid?: string } {
   }
   detectedStrategy = { strategy: "detached" };
   return detectedStrategy;
+}
+
+/** The read side of a command's stdout or stderr. */
+export interface OutputPipe {
+  /**
+   * Reads the next bytes, waiting until there are some.
+   * @param buffer where they go; it may be transferred (detached): read
+   *   next into the returned view's buffer, not this one
+   * @returns the bytes read, or null at end of file
+   */
+  read(buffer: Uint8Array): Promise<Uint8Array | null>;
+  /** Stops reading and closes the pipe; a pending read returns null. */
+  cancel(): void;
+}
+
+/** The write side of a command's stdin. */
+export interface InputPipe {
+  /**
+   * Writes all of `chunk` (waits while the pipe is full).
+   * @throws when the command closed its stdin
+   */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Ends the command's stdin (end of file). */
+  close(): Promise<void>;
+  /** Closes the pipe at once, dropping what is not written. */
+  abort(): void;
+}
+
+/** A `Deno.ChildProcess` output stream as an {@linkcode OutputPipe}. */
+class StreamOutput implements OutputPipe {
+  #reader: ReadableStreamBYOBReader;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader({ mode: "byob" });
+  }
+
+  async read(buffer: Uint8Array): Promise<Uint8Array | null> {
+    const { value, done } = await this.#reader.read(buffer as Uint8Array<ArrayBuffer>);
+    return done || value === undefined ? null : value;
+  }
+
+  cancel(): void {
+    this.#reader.cancel().catch(() => {});
+  }
+}
+
+/** A `Deno.ChildProcess` stdin as an {@linkcode InputPipe}. */
+class StreamInput implements InputPipe {
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+
+  constructor(stream: WritableStream<Uint8Array>) {
+    this.#writer = stream.getWriter();
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    return this.#writer.write(chunk);
+  }
+
+  close(): Promise<void> {
+    return this.#writer.close();
+  }
+
+  abort(): void {
+    this.#writer.abort().catch(() => {});
+  }
 }
 
 /** Options for {@linkcode ProcessGroup.spawn}. */
@@ -64,7 +151,11 @@ export interface GroupSpawnOptions {
   stdin: "piped" | "null";
   /** `piped` to read stderr, `null` for /dev/null. @default {"piped"} */
   stderr?: "piped" | "null";
-  /** Force a strategy (tests). @default {groupStrategy()} */
+  /**
+   * Force a strategy (tests): `native` where available, else the best of the
+   * others; `setsid` or `detached` skip the native path.
+   * @default {groupStrategy()}
+   */
   strategy?: GroupStrategy;
 }
 
@@ -80,19 +171,39 @@ export interface TerminateOptions {
 export class ProcessGroup {
   /** The command's pid, which is also the group's id. */
   readonly pid: number;
-  /** The child process (its stdin/stdout/stderr streams). */
-  readonly child: Deno.ChildProcess;
   /** Resolves when the leader has exited (and been reaped). */
   readonly status: Promise<Deno.CommandStatus>;
-  /** Whether `child.stderr` is a pipe (else it went to /dev/null). */
-  readonly stderrPiped: boolean;
+  /** The command's stdout. */
+  readonly stdout: OutputPipe;
+  /** The command's stderr, when piped (else it went to /dev/null). */
+  readonly stderr: OutputPipe | undefined;
+  /** The command's stdin, when piped (else it reads /dev/null). */
+  readonly stdin: InputPipe | undefined;
+  /** How it was started. */
+  readonly strategy: GroupStrategy;
   #terminating?: Promise<void>;
 
-  private constructor(child: Deno.ChildProcess, stderrPiped: boolean) {
-    this.child = child;
-    this.pid = child.pid;
-    this.status = child.status;
-    this.stderrPiped = stderrPiped;
+  private constructor(
+    parts: {
+      pid: number;
+      status: Promise<Deno.CommandStatus>;
+      stdout: OutputPipe;
+      stderr: OutputPipe | undefined;
+      stdin: InputPipe | undefined;
+    },
+    strategy: GroupStrategy,
+  ) {
+    this.pid = parts.pid;
+    this.status = parts.status;
+    this.stdout = parts.stdout;
+    this.stderr = parts.stderr;
+    this.stdin = parts.stdin;
+    this.strategy = strategy;
+  }
+
+  /** Whether stderr is a pipe (else it went to /dev/null). */
+  get stderrPiped(): boolean {
+    return this.stderr !== undefined;
   }
 
   /**
@@ -105,8 +216,31 @@ export class ProcessGroup {
    * @throws {Deno.errors.NotFound} and other spawn errors
    */
   static spawn(program: string, options: GroupSpawnOptions): ProcessGroup {
+    const stderr = options.stderr ?? "piped";
+    const native = options.uid === undefined && options.gid === undefined &&
+        (options.strategy === undefined || options.strategy === "native")
+      ? nativeSpawner()
+      : undefined;
+    if (native) {
+      // A path is left to posix_spawn, which says NotFound or PermissionDenied.
+      const path = program.includes("/")
+        ? resolve(options.cwd, program)
+        : locateProgram(program, options.env.PATH ?? "", options.cwd);
+      if (path === undefined) {
+        throw new Deno.errors.NotFound(`Failed to spawn '${program}': entity not found`);
+      }
+      const child = native.spawn({
+        path,
+        argv: [program, ...options.args],
+        env: options.env,
+        cwd: options.cwd,
+        stdin: options.stdin,
+        stderr,
+      });
+      return new ProcessGroup(child, "native");
+    }
     const found = detect();
-    const strategy = options.strategy ?? found.strategy;
+    const strategy = options.strategy === "detached" ? "detached" : found.strategy;
     const viaSetsid = strategy === "setsid" && found.setsid !== undefined;
     const command = new Deno.Command(viaSetsid ? found.setsid! : program, {
       // "--" ends setsid's own options, so a program named "-w" stays a program.
@@ -118,10 +252,17 @@ export class ProcessGroup {
       gid: options.gid,
       stdin: options.stdin,
       stdout: "piped",
-      stderr: options.stderr ?? "piped",
+      stderr,
       detached: !viaSetsid,
     });
-    return new ProcessGroup(command.spawn(), (options.stderr ?? "piped") === "piped");
+    const child = command.spawn();
+    return new ProcessGroup({
+      pid: child.pid,
+      status: child.status,
+      stdout: new StreamOutput(child.stdout),
+      stderr: stderr === "piped" ? new StreamOutput(child.stderr) : undefined,
+      stdin: options.stdin === "piped" ? new StreamInput(child.stdin) : undefined,
+    }, viaSetsid ? "setsid" : "detached");
   }
 
   /**

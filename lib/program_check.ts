@@ -28,6 +28,27 @@ function executable(path: string): "yes" | "no" | "dir" | "missing" {
 }
 
 /**
+ * Finds the file a program name stands for, the way a shell looks it up: a
+ * name with a `/` is a path (relative to `cwd`); a bare name is searched in
+ * `path` (relative entries against `cwd`, an empty one is `cwd`).
+ * @param program argv[0]
+ * @param path the command's PATH
+ * @param cwd the command's working directory
+ * @returns the absolute path of an executable file, or undefined
+ */
+export function locateProgram(program: string, path: string, cwd: string): string | undefined {
+  if (program.includes("/")) {
+    const file = resolve(cwd, program);
+    return executable(file) === "yes" ? file : undefined;
+  }
+  for (const dir of path.split(":")) {
+    const file = resolve(cwd, dir === "" ? "." : dir, program);
+    if (executable(file) === "yes") return file;
+  }
+  return undefined;
+}
+
+/**
  * Checks that a program can be run, the way a shell looks it up: a name with
  * a `/` is a path (relative to `cwd`); a bare name is searched in `path`.
  * @param program argv[0]

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { LeaderPool, poolable, poolLine, quoteWord } from "../handlers/cmd/leader_pool.ts";
-import { liveGroupMembers, type ProcessGroup, processInfo } from "../lib/process_group.ts";
+import {
+  liveGroupMembers,
+  type OutputPipe,
+  type ProcessGroup,
+  processInfo,
+} from "../lib/process_group.ts";
 import { waitFor } from "./_helpers.ts";
 
 const ENV = { PATH: "/usr/bin:/bin" };
@@ -18,10 +23,23 @@ const TRICKY = [
   "\x1b[31mesc",
 ];
 
+async function readText(pipe: OutputPipe): Promise<string> {
+  let text = "";
+  const decoder = new TextDecoder();
+  let buffer: Uint8Array = new Uint8Array(4096);
+  for (let i = 0; i < 100_000; i++) {
+    const value = await pipe.read(buffer);
+    if (value === null) break;
+    text += decoder.decode(value, { stream: true });
+    buffer = new Uint8Array(value.buffer);
+  }
+  return text + decoder.decode();
+}
+
 async function finish(group: ProcessGroup): Promise<{ out: string; code: number }> {
   const [out, , status] = await Promise.all([
-    new Response(group.child.stdout).text(),
-    group.child.stderr.cancel(),
+    readText(group.stdout),
+    group.stderr?.cancel(),
     group.status,
   ]);
   return { out, code: status.code };
@@ -53,9 +71,8 @@ Deno.test("pool leaves the bytes after the command line to the command's stdin",
   await using pool = poolOf(1);
   const group = await pool.run({ argv: ["cat"], nullStdin: false, env: ENV });
   assert.ok(group);
-  const writer = group.child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode("line one\nno newline"));
-  await writer.close();
+  await group.stdin!.write(new TextEncoder().encode("line one\nno newline"));
+  await group.stdin!.close();
   assert.equal((await finish(group)).out, "line one\nno newline");
 });
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type GroupStrategy,
   liveGroupMembers,
+  type OutputPipe,
   ProcessGroup,
   processInfo,
 } from "../lib/process_group.ts";
@@ -9,21 +10,30 @@ import { waitFor } from "./_helpers.ts";
 
 const ENV = { PATH: "/usr/local/bin:/usr/bin:/bin" };
 
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
-  return await new Response(stream).text();
+async function readAll(pipe: OutputPipe | undefined): Promise<string> {
+  if (!pipe) return "";
+  const chunks: Uint8Array[] = [];
+  let buffer: Uint8Array = new Uint8Array(4096);
+  for (let i = 0; i < 100_000; i++) {
+    const value = await pipe.read(buffer);
+    if (value === null) break;
+    chunks.push(value.slice());
+    buffer = new Uint8Array(value.buffer);
+  }
+  return new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
 }
 
 /** Drains both pipes and waits for the leader; returns stdout. */
 async function finish(group: ProcessGroup): Promise<string> {
   const [out] = await Promise.all([
-    readAll(group.child.stdout),
-    readAll(group.child.stderr),
+    readAll(group.stdout),
+    readAll(group.stderr),
     group.status,
   ]);
   return out;
 }
 
-for (const strategy of ["setsid", "detached"] as GroupStrategy[]) {
+for (const strategy of ["native", "setsid", "detached"] as GroupStrategy[]) {
   Deno.test(`process group (${strategy}): the command leads a new session and group`, async () => {
     const group = ProcessGroup.spawn("/bin/sh", {
       args: ["-c", "cat /proc/self/stat"],
@@ -48,15 +58,14 @@ for (const strategy of ["setsid", "detached"] as GroupStrategy[]) {
       stdin: "null",
       strategy,
     });
-    const reader = group.child.stdout.getReader();
-    await reader.read(); // "started": the grandchild exists
+    await group.stdout.read(new Uint8Array(64)); // "started": the grandchild exists
     await waitFor(() => liveGroupMembers(group.pid).length >= 3);
     await group.terminate({ graceMs: 300 });
     await waitFor(() => liveGroupMembers(group.pid).length === 0);
     const status = await group.status;
     assert.equal(status.signal, "SIGTERM");
-    await reader.cancel();
-    await group.child.stderr.cancel();
+    group.stdout.cancel();
+    group.stderr!.cancel();
   });
 }
 

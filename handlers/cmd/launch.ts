@@ -12,7 +12,7 @@ import { RequestError } from "../../lib/framed_server.ts";
 import type { Logger } from "../../lib/log.ts";
 import { LeaderPool, POOL_SHELL, poolable } from "./leader_pool.ts";
 import { describeError } from "../../lib/net_errors.ts";
-import { ProcessGroup } from "../../lib/process_group.ts";
+import { ProcessGroup, spawnsNatively } from "../../lib/process_group.ts";
 import { checkProgram, type ProgramProblem } from "../../lib/program_check.ts";
 /** Idle pre-started leaders per listener (at most max_concurrent). */
 export const POOL_SIZE = 8;
@@ -100,12 +100,15 @@ export async function startCommand(
 }
 
 /**
- * Starts the pool of idle leaders for a listener (when /bin/sh can run).
+ * Starts the pool of idle leaders for a listener (when /bin/sh can run, and
+ * commands do not start natively: a native spawn costs no extra exec, so a
+ * pooled shell would only add its own work).
  * @param state the listener's state (its environment, ids and directory)
  * @param cwd the directory leaders start in
- * @returns the pool, or undefined when there is no usable /bin/sh
+ * @returns the pool, or undefined when there is none to have
  */
 export function startPool(state: CmdState, cwd: string): LeaderPool | undefined {
+  if (spawnsNatively(state.options)) return undefined;
   if (checkProgram(POOL_SHELL, "", "/")) return undefined;
   return new LeaderPool({
     size: Math.min(POOL_SIZE, state.options.maxConcurrent),

@@ -131,14 +131,12 @@ export class LeaderPool {
         await release(entry.group);
         continue;
       }
-      const writer = entry.group.child.stdin.getWriter();
+      const stdin = entry.group.stdin!;
       try {
-        await writer.write(encoder.encode(poolLine(request) + "\n"));
-        if (request.nullStdin) await writer.close();
-        else writer.releaseLock();
+        await stdin.write(encoder.encode(poolLine(request) + "\n"));
+        if (request.nullStdin) await stdin.close();
         return entry.group;
       } catch {
-        writer.releaseLock();
         entry.group.kill();
         await release(entry.group);
       }
@@ -196,10 +194,8 @@ export class LeaderPool {
 
 /** Closes a leader's pipes and reaps it. */
 async function release(group: ProcessGroup): Promise<void> {
-  await Promise.all([
-    group.child.stdin.abort().catch(() => {}),
-    group.child.stdout.cancel().catch(() => {}),
-    group.child.stderr.cancel().catch(() => {}),
-    group.status,
-  ]);
+  group.stdin?.abort();
+  group.stdout.cancel();
+  group.stderr?.cancel();
+  await group.status;
 }

@@ -1,0 +1,114 @@
+/**
+ * The C library through Deno's FFI, for what Deno has no API for: spawning
+ * with posix_spawn(3) (a new session without an extra exec), pipes, pidfds
+ * and epoll. Opened once, on first use. A runtime without `Deno.dlopen`,
+ * without pointers or without nonblocking calls (the offline executable,
+ * built by bun), or a C library that lacks a symbol, gets `undefined`, and
+ * callers take their portable path.
+ *
+ * @module
+ */
+
+const LIBC_NAMES = ["libc.so.6"];
+
+const SYMBOLS = {
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  posix_spawn_file_actions_addopen: {
+    parameters: ["buffer", "i32", "buffer", "i32", "u32"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_addchdir_np: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
+  sigemptyset: { parameters: ["buffer"], result: "i32" },
+  sigfillset: { parameters: ["buffer"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pidfd_open: { parameters: ["i32", "u32"], result: "i32" },
+  waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  epoll_pwait: {
+    parameters: ["i32", "buffer", "i32", "i32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+/** The C functions this program calls, as Deno's FFI binds them. */
+export type LibC = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** The C library and a way to read `errno` of the calling (JS) thread. */
+export interface LibCHandle {
+  /** The bound functions. */
+  symbols: LibC;
+  /** `errno` as the last failing call on this thread left it. */
+  errno(): number;
+}
+
+let disabled = false;
+
+/**
+ * Gives the FFI paths libc, opened once when this module loads (a library
+ * opened later, inside a test, would count as a leak to Deno's sanitizer).
+ * @returns the handle, or undefined when this runtime or libc cannot do it
+ *   (no FFI, no nonblocking calls, a missing symbol) or it was disabled
+ */
+export function libc(): LibCHandle | undefined {
+  return disabled ? undefined : opened ?? undefined;
+}
+
+/**
+ * Turns the FFI paths off (or on again) for this process: `libc()` then
+ * returns undefined and callers take their portable path. For tests, and
+ * for `SWITCHBOARD_NO_FFI=1`.
+ * @param off true to disable
+ */
+export function disableLibC(off: boolean): void {
+  disabled = off;
+}
+
+function open(): LibCHandle | null {
+  // bun's Deno adapter maps dlopen onto bun:ffi, which has neither pointer
+  // views nor nonblocking calls.
+  if ("Bun" in globalThis) return null;
+  if (typeof Deno.dlopen !== "function" || typeof Deno.UnsafePointerView !== "function") {
+    return null;
+  }
+  try {
+    if (Deno.env.get("SWITCHBOARD_NO_FFI") === "1") return null;
+  } catch {
+    // No env permission: not asked to disable.
+  }
+  for (const name of LIBC_NAMES) {
+    try {
+      const library = Deno.dlopen(name, SYMBOLS);
+      const where = library.symbols.__errno_location();
+      if (where === null) {
+        library.close();
+        return null;
+      }
+      const view = new Deno.UnsafePointerView(where);
+      return { symbols: library.symbols, errno: () => view.getInt32() };
+    } catch {
+      // Not there, or a symbol is missing (an old or a different libc).
+    }
+  }
+  return null;
+}
+
+const opened: LibCHandle | null = open();
