@@ -90,9 +90,12 @@ function open(): LibCHandle | null {
     return null;
   }
   try {
-    if (Deno.env.get("SWITCHBOARD_NO_FFI") === "1") return null;
+    // Never a permission prompt: without --allow-ffi, the portable path.
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
+    const asked = Deno.permissions.querySync({ name: "env", variable: "SWITCHBOARD_NO_FFI" });
+    if (asked.state === "granted" && Deno.env.get("SWITCHBOARD_NO_FFI") === "1") return null;
   } catch {
-    // No env permission: not asked to disable.
+    return null;
   }
   for (const name of LIBC_NAMES) {
     try {

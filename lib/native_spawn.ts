@@ -34,6 +34,7 @@ const ENOENT = 2;
 const EACCES = 13;
 const ENOEXEC = 8;
 const EPIPE = 32;
+const SHELL = "/bin/sh";
 // Generous sizes for glibc's opaque types (x86-64: 80, 336, 128 bytes).
 const FILE_ACTIONS_SIZE = 256;
 const ATTR_SIZE = 512;
@@ -340,19 +341,26 @@ export class NativeSpawner {
       else symbols.posix_spawn_file_actions_addopen(actions, 2, this.#devNull, O_WRONLY, 0);
       const cwd = cString(options.cwd);
       symbols.posix_spawn_file_actions_addchdir_np(actions, cwd);
-      const path = cString(options.path);
-      const argv = cStrings(options.argv);
       const env = this.#environment(options.env);
-      const code = symbols.posix_spawn(
-        this.#pidOut,
-        path,
-        actions,
-        this.#attr,
-        argv.pointers,
-        env.pointers,
-      );
-      // Keep the strings alive until the call is over.
-      void [cwd, path, argv.block, env.block];
+      const attempt = (file: string, args: readonly string[]): number => {
+        const path = cString(file);
+        const argv = cStrings(args);
+        const code = symbols.posix_spawn(
+          this.#pidOut,
+          path,
+          actions,
+          this.#attr,
+          argv.pointers,
+          env.pointers,
+        );
+        // The strings stay alive until the call is over.
+        void [path, argv.block];
+        return code;
+      };
+      let code = attempt(options.path, options.argv);
+      // A script without "#!" runs in /bin/sh, as execvp(3) does it.
+      if (code === ENOEXEC) code = attempt(SHELL, [SHELL, options.path, ...options.argv.slice(1)]);
+      void [cwd, env.block];
       if (code !== 0) {
         closeAll();
         throw errnoError(code, `spawn '${options.argv[0]}'`);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodeFrame } from "../lib/header_codec.ts";
+import { disableLibC } from "../lib/libc.ts";
 import { liveGroupMembers } from "../lib/process_group.ts";
 import { readToEnd, spawnDaemon, startServer, tempConfig, waitFor } from "./_helpers.ts";
 import { cmdConfig, CmdConn, joined, text, TOKEN, waitGroupGone } from "./_cmd_helpers.ts";
@@ -44,6 +45,32 @@ Deno.test("cmd runs shell text and argv and returns output then one exit frame",
   const argv = await c.exec({ argv: ["printf", "[%s]", "a b", "$HOME", "*"] });
   assert.equal(text(argv), "[a b][$HOME][*]", "no shell: no splitting, expansion or globbing");
   assert.equal(exitOf(argv).code, 0);
+});
+
+Deno.test("cmd without FFI (the offline executable's path) runs the same commands", async () => {
+  // The listener opens with the native path off: the leader pool and
+  // Deno.Command through setsid(1) serve it.
+  disableLibC(true);
+  try {
+    await using server = await startServer(cmdConfig(`timeout = "1s"`));
+    using c = await CmdConn.open(server.port("cmd"));
+    const shell = await c.exec({ cmd: "echo hello; echo oops >&2; exit 3" });
+    assert.equal(text(shell), "hello\n");
+    assert.equal(text(shell, "stderr"), "oops\n");
+    assert.equal(exitOf(shell).code, 3);
+    const data = randomBytes(300_000);
+    assert.deepEqual(joined(await c.exec({ argv: ["cat"] }, data), "stdout"), data);
+    const leader = await c.exec({ cmd: 'cut -d" " -f5,6 /proc/$$/stat; echo $$' });
+    const [ids, pid] = text(leader).trim().split("\n");
+    assert.equal(ids, `${pid} ${pid}`, "its own process group and session");
+    const slow = await c.exec({ cmd: "sleep 30" });
+    assert.equal(exitOf(slow).timed_out, true);
+    assert.equal(exitOf(slow).signal, "SIGTERM");
+    const missing = await c.exec({ argv: ["no-such-program-x"] });
+    assert.equal(exitOf(missing).code, 127);
+  } finally {
+    disableLibC(false);
+  }
 });
 
 Deno.test("cmd keeps the order of interleaved stdout and stderr", async () => {
