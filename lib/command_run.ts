@@ -13,7 +13,7 @@
 import { isDisconnect } from "./net_errors.ts";
 import type { InputPipe, OutputPipe, ProcessGroup } from "./process_group.ts";
 
-const INITIAL_CHUNK = 4096;
+const INITIAL_CHUNK = 1024;
 
 /** How long a process group gets after SIGTERM before SIGKILL, in ms. */
 export const KILL_GRACE_MS = 2000;

@@ -91,6 +91,12 @@ export interface ServeFramesOptions {
   /** Longest header accepted. @default {65536} */
   maxHeaderLength?: number;
   /**
+   * The frame reader's buffer (it grows for a longer header; bodies are read
+   * straight into the operation's array). Small for small requests: every
+   * connection allocates one. @default {16384}
+   */
+  bufferSize?: number;
+  /**
    * Called when the loop itself refuses a request (missing or unknown op,
    * missing or wrong token) before any operation runs, e.g. to log it.
    */
@@ -127,6 +133,7 @@ export async function serveFrames(
 ): Promise<void> {
   const frames = new FrameReader(conn, {
     maxHeaderLength: options.maxHeaderLength,
+    bufferSize: options.bufferSize,
     onPartialHeader: (pending) => context.setHeaderPending(pending),
   });
   const malformed = options.malformedLog ?? new LogThrottle();

@@ -113,3 +113,19 @@ Deno.test("look-ahead passes reads and writes through when nobody watches", asyn
   assert.equal(await readText(p.server), "back");
   assert.equal(p.raw.bytesIn, 4);
 });
+
+Deno.test("look-ahead starts small and grows to its full capacity, bytes in order", async () => {
+  using p = await pair(8192);
+  const data = new Uint8Array(8192);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+  const sending = p.client.write(data);
+  let seen = "data";
+  for (let i = 0; i < 1000 && seen === "data"; i++) seen = await within(p.server.watch());
+  assert.equal(seen, "full");
+  assert.equal(p.raw.bytesIn, 8192, "full only once all 8192 bytes are held");
+  await sending;
+  const back = new Uint8Array(8192);
+  let got = 0;
+  while (got < back.length) got += (await p.server.read(back.subarray(got)))!;
+  assert.deepEqual(back, data);
+});

@@ -20,6 +20,7 @@ export type WatchResult = "data" | "closed" | "full";
 export const DEFAULT_LOOKAHEAD = 16384;
 
 const EMPTY = new Uint8Array(0);
+const INITIAL_LOOKAHEAD = 1024;
 
 /**
  * Wraps a {@linkcode Connection}; every underlying read goes through it, one
@@ -121,12 +122,22 @@ export class LookaheadConnection implements Connection {
   async watch(): Promise<WatchResult> {
     while (this.#pending) await this.#pending;
     if (this.closed) return "closed";
-    if (this.#buf === EMPTY) this.#buf = new Uint8Array(this.#capacity);
+    // Small first, grown up to the capacity as bytes pile up: most
+    // connections never read ahead more than a frame header, and a 16 KiB
+    // store per command is what drove the daemon's major collections.
+    if (this.#buf === EMPTY) {
+      this.#buf = new Uint8Array(Math.min(this.#capacity, INITIAL_LOOKAHEAD));
+    }
     if (this.#start === this.#end) this.#start = this.#end = 0;
     if (this.#start > 0 && this.#end === this.#buf.length) {
       this.#buf.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;
       this.#start = 0;
+    }
+    if (this.#end === this.#buf.length && this.#buf.length < this.#capacity) {
+      const grown = new Uint8Array(Math.min(this.#capacity, this.#buf.length * 2));
+      grown.set(this.#buf.subarray(0, this.#end));
+      this.#buf = grown;
     }
     if (this.#end === this.#buf.length) return "full";
     this.#pending = this.#conn.read(this.#buf.subarray(this.#end)).then(

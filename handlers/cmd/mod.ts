@@ -48,6 +48,7 @@ import { formatSize } from "../../lib/units.ts";
 import { serveLines } from "./line.ts";
 
 const STDIN_CHUNK = 65536;
+const FRAME_BUFFER = 2048;
 
 /** Per-connection state of the framed protocol. */
 interface Session {
@@ -431,6 +432,8 @@ export function openCmd(options: CmdOptions, listener: ListenerContext): CmdInst
       const session: Session = { conn: new LookaheadConnection(conn), discarding: false };
       return serveFrames(session.conn, context, {
         token: options.token,
+        // Requests are one small header; stdin goes straight to the command.
+        bufferSize: FRAME_BUFFER,
         malformedLog,
         operations: {
           exec: (request) => execOperation(request, state, session),
