@@ -39,8 +39,13 @@ export interface Watch {
    * since the last wait), or when the watch is removed.
    */
   wait(): Promise<void>;
-  /** Stops watching (before the descriptor is closed); a pending wait resolves. */
-  remove(): void;
+  /**
+   * Stops watching; a pending wait resolves.
+   * @param closing the descriptor is closed right after and this process
+   *   holds no other copy of it: the kernel drops it from the set then, so
+   *   no epoll_ctl is needed
+   */
+  remove(closing?: boolean): void;
 }
 
 class Registration implements Watch {
@@ -65,10 +70,10 @@ class Registration implements Watch {
     return this.#poller.park(this);
   }
 
-  remove(): void {
+  remove(closing = false): void {
     if (this.removed) return;
     this.removed = true;
-    this.#poller.drop(this);
+    this.#poller.drop(this, closing);
   }
 }
 
@@ -135,9 +140,10 @@ export class FdPoller {
   }
 
   /** @internal */
-  drop(registration: Registration): void {
+  drop(registration: Registration, closing: boolean): void {
     this.#byToken.delete(registration.token);
-    this.#control(EPOLL_CTL_DEL, registration.fd, 0, 0);
+    // An event already queued for it finds no token and is ignored.
+    if (!closing) this.#control(EPOLL_CTL_DEL, registration.fd, 0, 0);
     this.#release(registration);
     // Nobody waits any more: the call in flight must end, or it keeps the
     // process alive.

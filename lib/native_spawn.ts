@@ -19,7 +19,6 @@ const O_RDONLY = 0;
 const O_WRONLY = 1;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
-const F_GETFL = 3;
 const F_SETFL = 4;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
@@ -171,7 +170,7 @@ export class NativeReader {
   cancel(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#watch.remove();
+    this.#watch.remove(true);
     this.#lib.symbols.close(this.#fd);
   }
 }
@@ -226,7 +225,7 @@ export class NativeWriter {
   abort(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#watch.remove();
+    this.#watch.remove(true);
     this.#lib.symbols.close(this.#fd);
   }
 }
@@ -314,22 +313,23 @@ export class NativeSpawner {
     const closeAll = (): void => {
       for (const fd of opened) symbols.close(fd);
     };
-    const pipe = (): [number, number] => {
-      if (symbols.pipe2(this.#pipeOut, O_CLOEXEC) !== 0) {
+    // Both ends nonblocking from pipe2; the child's end is made blocking
+    // again (one fcntl instead of two on ours).
+    const pipe = (childEnd: 0 | 1): [number, number] => {
+      if (symbols.pipe2(this.#pipeOut, O_CLOEXEC | O_NONBLOCK) !== 0) {
         const error = errnoError(this.#lib.errno(), "pipe2");
         closeAll();
         throw error;
       }
       const fds = new Int32Array(this.#pipeOut.buffer, 0, 2);
-      opened.push(fds[0]!, fds[1]!);
-      return [fds[0]!, fds[1]!];
+      const ends: [number, number] = [fds[0]!, fds[1]!];
+      opened.push(ends[0], ends[1]);
+      symbols.fcntl(ends[childEnd], F_SETFL, 0);
+      return ends;
     };
-    const nonblocking = (fd: number): void => {
-      symbols.fcntl(fd, F_SETFL, symbols.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
-    };
-    const stdinPipe = options.stdin === "piped" ? pipe() : undefined;
-    const stdoutPipe = pipe();
-    const stderrPipe = options.stderr === "piped" ? pipe() : undefined;
+    const stdinPipe = options.stdin === "piped" ? pipe(0) : undefined;
+    const stdoutPipe = pipe(1);
+    const stderrPipe = options.stderr === "piped" ? pipe(1) : undefined;
     const actions = this.#actions;
     symbols.posix_spawn_file_actions_init(actions);
     let pid: number;
@@ -384,9 +384,6 @@ export class NativeSpawner {
       }
       throw errnoError(errno, "pidfd_open");
     }
-    if (stdinPipe) nonblocking(stdinPipe[1]);
-    nonblocking(stdoutPipe[0]);
-    if (stderrPipe) nonblocking(stderrPipe[0]);
     return {
       pid,
       status: this.#reap(pid, pidfd),
@@ -412,6 +409,9 @@ export class NativeSpawner {
     const view = new DataView(info.buffer);
     try {
       for (;;) {
+        // The first wait returns at once if it is gone already (an
+        // edge-triggered registration of a ready pidfd reports it).
+        await watch.wait();
         view.setInt32(16, 0, true); // si_pid: stays 0 while the child runs
         const result = symbols.waitid(P_PID, pid, info, WEXITED | WNOHANG);
         if (result === 0 && view.getInt32(16, true) === pid) break;
@@ -419,10 +419,9 @@ export class NativeSpawner {
           // ECHILD: someone else reaped it; nothing more to learn.
           return { success: false, code: 1, signal: null };
         }
-        await watch.wait();
       }
     } finally {
-      watch.remove();
+      watch.remove(true);
       symbols.close(pidfd);
     }
     const how = view.getInt32(8, true);
