@@ -260,14 +260,26 @@ export interface NativeChild {
   stdin: NativeWriter | undefined;
 }
 
+/** One spawn's descriptors and C memory. */
+interface SpawnJob {
+  actions: Uint8Array;
+  pidOut: Uint8Array;
+  cwd: Uint8Array;
+  path: Uint8Array;
+  argv: CStrings;
+  env: CStrings;
+  viaShell: () => [CStrings, Uint8Array];
+  stdinPipe: [number, number] | undefined;
+  stdoutPipe: [number, number];
+  stderrPipe: [number, number] | undefined;
+  closeAll: () => void;
+}
+
 /** Spawns children as session leaders through posix_spawn. */
 export class NativeSpawner {
   #lib: LibCHandle;
   #poller: FdPoller;
   #attr = cBuffer(ATTR_SIZE);
-  #actions = cBuffer(FILE_ACTIONS_SIZE);
-  #pidOut = cBuffer(8);
-  #pipeOut = cBuffer(8);
   #devNull = cString("/dev/null");
   #envCache = new WeakMap<Record<string, string>, CStrings>();
 
@@ -301,27 +313,73 @@ export class NativeSpawner {
 
   /**
    * Starts a child in a new session with piped stdout (and stdin/stderr as
-   * asked), exactly the given environment, in `cwd`.
+   * asked), exactly the given environment, in `cwd`. The event loop waits
+   * while the child gets to its exec (vfork semantics).
    * @param options path, argv, environment, directory, stdio
    * @returns the running child
    * @throws {Deno.errors.NotFound} or {Deno.errors.PermissionDenied} when the
    *   program cannot be executed; {Error} for other failures
    */
   spawn(options: NativeSpawnOptions): NativeChild {
+    const job = this.#prepare(options);
+    const { symbols } = this.#lib;
+    const call = (args: CStrings, path: Uint8Array): number =>
+      symbols.posix_spawn(
+        job.pidOut,
+        path,
+        job.actions,
+        this.#attr,
+        args.pointers,
+        job.env.pointers,
+      );
+    let code = call(job.argv, job.path);
+    if (code === ENOEXEC) code = call(...job.viaShell());
+    return this.#finish(job, code, options);
+  }
+
+  /**
+   * Like {@linkcode NativeSpawner.spawn}, but the posix_spawn call runs on
+   * a worker thread: the event loop goes on serving while the child is
+   * cloned and gets to its exec (which takes long when the CPUs are busy).
+   * @param options path, argv, environment, directory, stdio
+   * @returns the running child
+   * @throws {Deno.errors.NotFound} or {Deno.errors.PermissionDenied} when the
+   *   program cannot be executed; {Error} for other failures
+   */
+  async start(options: NativeSpawnOptions): Promise<NativeChild> {
+    const job = this.#prepare(options);
+    const { symbols } = this.#lib;
+    const call = (args: CStrings, path: Uint8Array): Promise<number> =>
+      symbols.posix_spawn_nonblocking(
+        job.pidOut,
+        path,
+        job.actions,
+        this.#attr,
+        args.pointers,
+        job.env.pointers,
+      );
+    let code = await call(job.argv, job.path);
+    if (code === ENOEXEC) code = await call(...job.viaShell());
+    return this.#finish(job, code, options);
+  }
+
+  /** Pipes, file actions and C strings for one spawn (all kept alive by the job). */
+  #prepare(options: NativeSpawnOptions): SpawnJob {
     const { symbols } = this.#lib;
     const opened: number[] = [];
     const closeAll = (): void => {
       for (const fd of opened) symbols.close(fd);
     };
+    const pipeOut = cBuffer(8);
     // Both ends nonblocking from pipe2; the child's end is made blocking
     // again (one fcntl instead of two on ours).
     const pipe = (childEnd: 0 | 1): [number, number] => {
-      if (symbols.pipe2(this.#pipeOut, O_CLOEXEC | O_NONBLOCK) !== 0) {
+      if (symbols.pipe2(pipeOut, O_CLOEXEC | O_NONBLOCK) !== 0) {
         const error = errnoError(this.#lib.errno(), "pipe2");
         closeAll();
         throw error;
       }
-      const fds = new Int32Array(this.#pipeOut.buffer, 0, 2);
+      const fds = new Int32Array(pipeOut.buffer, 0, 2);
       const ends: [number, number] = [fds[0]!, fds[1]!];
       opened.push(ends[0], ends[1]);
       symbols.fcntl(ends[childEnd], F_SETFL, 0);
@@ -330,45 +388,41 @@ export class NativeSpawner {
     const stdinPipe = options.stdin === "piped" ? pipe(0) : undefined;
     const stdoutPipe = pipe(1);
     const stderrPipe = options.stderr === "piped" ? pipe(1) : undefined;
-    const actions = this.#actions;
+    const actions = cBuffer(FILE_ACTIONS_SIZE);
     symbols.posix_spawn_file_actions_init(actions);
-    let pid: number;
-    try {
-      if (stdinPipe) symbols.posix_spawn_file_actions_adddup2(actions, stdinPipe[0], 0);
-      else symbols.posix_spawn_file_actions_addopen(actions, 0, this.#devNull, O_RDONLY, 0);
-      symbols.posix_spawn_file_actions_adddup2(actions, stdoutPipe[1], 1);
-      if (stderrPipe) symbols.posix_spawn_file_actions_adddup2(actions, stderrPipe[1], 2);
-      else symbols.posix_spawn_file_actions_addopen(actions, 2, this.#devNull, O_WRONLY, 0);
-      const cwd = cString(options.cwd);
-      symbols.posix_spawn_file_actions_addchdir_np(actions, cwd);
-      const env = this.#environment(options.env);
-      const attempt = (file: string, args: readonly string[]): number => {
-        const path = cString(file);
-        const argv = cStrings(args);
-        const code = symbols.posix_spawn(
-          this.#pidOut,
-          path,
-          actions,
-          this.#attr,
-          argv.pointers,
-          env.pointers,
-        );
-        // The strings stay alive until the call is over.
-        void [path, argv.block];
-        return code;
-      };
-      let code = attempt(options.path, options.argv);
+    if (stdinPipe) symbols.posix_spawn_file_actions_adddup2(actions, stdinPipe[0], 0);
+    else symbols.posix_spawn_file_actions_addopen(actions, 0, this.#devNull, O_RDONLY, 0);
+    symbols.posix_spawn_file_actions_adddup2(actions, stdoutPipe[1], 1);
+    if (stderrPipe) symbols.posix_spawn_file_actions_adddup2(actions, stderrPipe[1], 2);
+    else symbols.posix_spawn_file_actions_addopen(actions, 2, this.#devNull, O_WRONLY, 0);
+    const cwd = cString(options.cwd);
+    symbols.posix_spawn_file_actions_addchdir_np(actions, cwd);
+    const shell = cString(SHELL);
+    return {
+      actions,
+      pidOut: cBuffer(8),
+      cwd,
+      path: cString(options.path),
+      argv: cStrings(options.argv),
+      env: this.#environment(options.env),
       // A script without "#!" runs in /bin/sh, as execvp(3) does it.
-      if (code === ENOEXEC) code = attempt(SHELL, [SHELL, options.path, ...options.argv.slice(1)]);
-      void [cwd, env.block];
-      if (code !== 0) {
-        closeAll();
-        throw errnoError(code, `spawn '${options.argv[0]}'`);
-      }
-      pid = new Int32Array(this.#pidOut.buffer, 0, 1)[0]!;
-    } finally {
-      symbols.posix_spawn_file_actions_destroy(actions);
+      viaShell: () => [cStrings([SHELL, options.path, ...options.argv.slice(1)]), shell],
+      stdinPipe,
+      stdoutPipe,
+      stderrPipe,
+      closeAll,
+    };
+  }
+
+  #finish(job: SpawnJob, code: number, options: NativeSpawnOptions): NativeChild {
+    const { symbols } = this.#lib;
+    const { stdinPipe, stdoutPipe, stderrPipe } = job;
+    symbols.posix_spawn_file_actions_destroy(job.actions);
+    if (code !== 0) {
+      job.closeAll();
+      throw errnoError(code, `spawn '${options.argv[0]}'`);
     }
+    const pid = new Int32Array(job.pidOut.buffer, 0, 1)[0]!;
     // The child's ends belong to the child now.
     if (stdinPipe) symbols.close(stdinPipe[0]);
     symbols.close(stdoutPipe[1]);

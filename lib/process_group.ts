@@ -22,7 +22,7 @@
  */
 
 import { resolve } from "node:path";
-import { nativeSpawner } from "./native_spawn.ts";
+import { type NativeSpawner, nativeSpawner, type NativeSpawnOptions } from "./native_spawn.ts";
 import { locateProgram } from "./program_check.ts";
 
 /** Where util-linux's setsid(1) may be. */
@@ -216,29 +216,9 @@ export class ProcessGroup {
    * @throws {Deno.errors.NotFound} and other spawn errors
    */
   static spawn(program: string, options: GroupSpawnOptions): ProcessGroup {
+    const native = nativeRequest(program, options);
+    if (native) return new ProcessGroup(native.spawner.spawn(native.request), "native");
     const stderr = options.stderr ?? "piped";
-    const native = options.uid === undefined && options.gid === undefined &&
-        (options.strategy === undefined || options.strategy === "native")
-      ? nativeSpawner()
-      : undefined;
-    if (native) {
-      // A path is left to posix_spawn, which says NotFound or PermissionDenied.
-      const path = program.includes("/")
-        ? resolve(options.cwd, program)
-        : locateProgram(program, options.env.PATH ?? "", options.cwd);
-      if (path === undefined) {
-        throw new Deno.errors.NotFound(`Failed to spawn '${program}': entity not found`);
-      }
-      const child = native.spawn({
-        path,
-        argv: [program, ...options.args],
-        env: options.env,
-        cwd: options.cwd,
-        stdin: options.stdin,
-        stderr,
-      });
-      return new ProcessGroup(child, "native");
-    }
     const found = detect();
     const strategy = options.strategy === "detached" ? "detached" : found.strategy;
     const viaSetsid = strategy === "setsid" && found.setsid !== undefined;
@@ -263,6 +243,21 @@ export class ProcessGroup {
       stderr: stderr === "piped" ? new StreamOutput(child.stderr) : undefined,
       stdin: options.stdin === "piped" ? new StreamInput(child.stdin) : undefined,
     }, viaSetsid ? "setsid" : "detached");
+  }
+
+  /**
+   * Like {@linkcode ProcessGroup.spawn}, but on the native path the event
+   * loop is not held while the child is cloned and gets to its exec (that
+   * runs on a worker thread): other connections are served meanwhile.
+   * @param program the program (absolute path, or a name looked up in `env.PATH`)
+   * @param options arguments, directory, environment, ids and stdin mode
+   * @returns the running group
+   * @throws {Deno.errors.NotFound} and other spawn errors
+   */
+  static async start(program: string, options: GroupSpawnOptions): Promise<ProcessGroup> {
+    const native = nativeRequest(program, options);
+    if (native) return new ProcessGroup(await native.spawner.start(native.request), "native");
+    return ProcessGroup.spawn(program, options);
   }
 
   /**
@@ -294,6 +289,35 @@ export class ProcessGroup {
   kill(): void {
     signalGroup(this.pid, "SIGKILL");
   }
+}
+
+/** The native spawner and its request, when these options can take that path. */
+function nativeRequest(
+  program: string,
+  options: GroupSpawnOptions,
+): { spawner: NativeSpawner; request: NativeSpawnOptions } | undefined {
+  if (options.uid !== undefined || options.gid !== undefined) return undefined;
+  if (options.strategy !== undefined && options.strategy !== "native") return undefined;
+  const spawner = nativeSpawner();
+  if (!spawner) return undefined;
+  // A path is left to posix_spawn, which says NotFound or PermissionDenied.
+  const path = program.includes("/")
+    ? resolve(options.cwd, program)
+    : locateProgram(program, options.env.PATH ?? "", options.cwd);
+  if (path === undefined) {
+    throw new Deno.errors.NotFound(`Failed to spawn '${program}': entity not found`);
+  }
+  return {
+    spawner,
+    request: {
+      path,
+      argv: [program, ...options.args],
+      env: options.env,
+      cwd: options.cwd,
+      stdin: options.stdin,
+      stderr: options.stderr ?? "piped",
+    },
+  };
 }
 
 /**

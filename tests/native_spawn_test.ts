@@ -224,3 +224,36 @@ Deno.test("SWITCHBOARD_NO_FFI=1 turns the native path off for a whole process", 
   assert.equal(output.code, 0, decoder.decode(output.stderr));
   assert.notEqual(decoder.decode(output.stdout).trim(), "native");
 });
+
+Deno.test("native start: spawns off the event loop thread, same session, stdio and errors", async () => {
+  const groups = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      ProcessGroup.start("/bin/sh", {
+        args: ["-c", `cut -d" " -f6 /proc/$$/stat; cat; exit ${i % 5}`],
+        cwd: "/",
+        env: ENV,
+        stdin: "piped",
+      })),
+  );
+  const results = await Promise.all(groups.map(async (group, i) => {
+    const feeding = group.stdin!.write(new TextEncoder().encode(`in ${i}\n`)).then(() =>
+      group.stdin!.close()
+    );
+    const [out, , status] = await Promise.all([
+      readAll(group.stdout),
+      readAll(group.stderr),
+      group.status,
+      feeding,
+    ]);
+    return { out: decoder.decode(out), status, group };
+  }));
+  results.forEach(({ out, status, group }, i) => {
+    assert.equal(group.strategy, "native");
+    assert.equal(out, `${group.pid}\nin ${i}\n`);
+    assert.equal(status.code, i % 5);
+  });
+  await assert.rejects(
+    () => ProcessGroup.start("/nonexistent/x", { args: [], cwd: "/", env: ENV, stdin: "null" }),
+    Deno.errors.NotFound,
+  );
+});

@@ -79,7 +79,7 @@ export async function startCommand(
     if (group) return { group };
   }
   try {
-    const group = ProcessGroup.spawn(program, {
+    const group = await ProcessGroup.start(program, {
       args: argv.slice(1),
       cwd,
       env: state.env,

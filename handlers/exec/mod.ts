@@ -132,7 +132,7 @@ async function runProgram(
   if (problem) return cannotRun(context, problem.message, problem.code);
   let group: ProcessGroup;
   try {
-    group = ProcessGroup.spawn(program, {
+    group = await ProcessGroup.start(program, {
       args,
       cwd,
       env,
