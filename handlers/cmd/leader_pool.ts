@@ -1,7 +1,9 @@
 /**
  * A small pool of pre-started process-group leaders, to take the cost of
  * starting a new session (an extra exec of setsid(1), ~0.4 ms) and of the
- * shell itself off each command's latency.
+ * shell itself off each command's latency. Only for listeners whose
+ * commands cannot start natively (lib/native_spawn.ts: the offline
+ * executable, `user`/`group`, no FFI); a native spawn has no extra exec.
  *
  * Each leader is `/bin/sh -c BOOTSTRAP` started in its own session, with
  * the listener's environment, user and directory, blocked reading one line
