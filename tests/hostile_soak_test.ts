@@ -12,12 +12,35 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { encodeFrame, encodeHeader, type FrameHeader, FrameReader } from "../lib/header_codec.ts";
 import { writeAll } from "../lib/write_all.ts";
-import { listenerToml, readBytes, spawnDaemon, tempConfig, udpRequest } from "./_helpers.ts";
+import { processInfo } from "../lib/process_group.ts";
+import {
+  listenerToml,
+  readBytes,
+  spawnDaemon,
+  tempConfig,
+  udpRequest,
+  waitFor,
+} from "./_helpers.ts";
 import { fdCount, reaches, scaled, steady } from "./_hostile.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const SECONDS = scaled(4);
+
+/** How many `sleep` commands the daemon `pid` runs (not its idle pooled shells). */
+function sleeping(pid: number): number {
+  let count = 0;
+  for (const entry of Deno.readDirSync("/proc")) {
+    const child = Number(entry.name);
+    if (!Number.isInteger(child) || child <= 0 || processInfo(child)?.ppid !== pid) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${child}/comm`).trim() === "sleep") count++;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return count;
+}
 
 /** Reads frames up to and including one whose op is `last`. */
 async function until(reader: FrameReader, last: string): Promise<FrameHeader[]> {
@@ -59,7 +82,10 @@ Deno.test("a mixed soak of every service, with resets, succeeds and leaves the d
         service: "cmd",
         listen: "127.0.0.1:0",
         auth: "none",
-        max_concurrent: 64,
+        // Every "reset exec" leaves a `sleep 30` until the probe finds its
+        // client gone (up to ~1 s); at the rate commands start now that is
+        // a few hundred at once. The soak is about cleanup, not the cap.
+        max_concurrent: 1024,
       }),
   );
   await using daemon = await spawnDaemon(["-c", config.path]);
@@ -145,8 +171,13 @@ Deno.test("a mixed soak of every service, with resets, succeeds and leaves the d
       conn.close();
     },
   };
-  // Warm up: one of each, so that lazily made things are in the baseline.
+  // Warm up: one of each, so that lazily made things are in the baseline,
+  // and the warm-up's "reset exec" is not (its group ends once the probe
+  // finds the client gone).
   for (const operation of Object.values(operations)) await operation();
+  // (It may not have started yet: first see it, then see it gone.)
+  await waitFor(() => sleeping(pid) > 0, 3000).catch(() => {});
+  await waitFor(() => sleeping(pid) === 0, 5000);
   const baseline = await steady(() => fdCount(pid), { timeoutMs: 3000 });
   const counts = new Map<string, number>();
   const errors: string[] = [];
