@@ -81,7 +81,7 @@ export function libc(): LibCHandle | undefined {
 /**
  * Turns the FFI paths off (or on again) for this process: `libc()` then
  * returns undefined and callers take their portable path. For tests, and
- * for `SWITCHBOARD_NO_FFI=1`.
+ * for `SWITCHBOARD_SPAWN=portable`.
  * @param off true to disable
  */
 export function disableLibC(off: boolean): void {
@@ -98,8 +98,8 @@ function open(): LibCHandle | null {
   try {
     // Never a permission prompt: without --allow-ffi, the portable path.
     if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-    const asked = Deno.permissions.querySync({ name: "env", variable: "SWITCHBOARD_NO_FFI" });
-    if (asked.state === "granted" && Deno.env.get("SWITCHBOARD_NO_FFI") === "1") return null;
+    const asked = Deno.permissions.querySync({ name: "env", variable: "SWITCHBOARD_SPAWN" });
+    if (asked.state === "granted" && Deno.env.get("SWITCHBOARD_SPAWN") === "portable") return null;
   } catch {
     return null;
   }

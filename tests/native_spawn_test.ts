@@ -212,13 +212,13 @@ Deno.test("with FFI switched off, commands start the portable way and behave the
   assert.ok(nativeSpawner(), "on again");
 });
 
-Deno.test("SWITCHBOARD_NO_FFI=1 turns the native path off for a whole process", async () => {
+Deno.test("SWITCHBOARD_SPAWN=portable turns the native path off for a whole process", async () => {
   const script = `import { groupStrategy } from "${
     new URL("../lib/process_group.ts", import.meta.url).href
   }"; console.log(groupStrategy());`;
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--quiet", script],
-    env: { SWITCHBOARD_NO_FFI: "1", NO_COLOR: "1" },
+    env: { SWITCHBOARD_SPAWN: "portable", NO_COLOR: "1" },
     stdin: "null",
   }).output();
   assert.equal(output.code, 0, decoder.decode(output.stderr));
