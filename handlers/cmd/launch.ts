@@ -79,14 +79,20 @@ export async function startCommand(
     if (group) return { group };
   }
   try {
-    const group = await ProcessGroup.start(program, {
+    const spawn = {
       args: argv.slice(1),
       cwd,
       env: state.env,
       uid: state.options.uid,
       gid: state.options.gid,
       stdin,
-    });
+    };
+    // Alone, the command is started on the event loop (no trip to a worker
+    // thread and back); with others running, off it, so they are served
+    // while this one is cloned and gets to its exec.
+    const group = state.slots.running > 1
+      ? await ProcessGroup.start(program, spawn)
+      : ProcessGroup.spawn(program, spawn);
     return { group };
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
