@@ -442,6 +442,10 @@ Deno.test("chat append_newline ends each datagram of that listener with a newlin
   await using a = new UdpPeer(server.port("nl"));
   await using b = new UdpPeer(server.port("plain"));
   await a.send("/nick ana");
+  // The two doors are two sockets read independently: ana is a member
+  // before bob arrives only once the room has answered her.
+  await a.send("/who");
+  assertEquals(await a.next(), "* members: ana\n");
   await b.send("/nick bob");
   assertEquals(await a.next(), "* bob joined\n");
   await b.send("hi\n");
