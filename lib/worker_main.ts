@@ -163,6 +163,9 @@ class BrokerClient implements AdmissionGate {
     const answer = await this.#channel.request({ op: "admit", ...request });
     const source = typeof answer.source === "string" ? answer.source : undefined;
     if (answer.ok !== true) {
+      if (typeof answer.reason !== "string") {
+        throw new Error(`The supervisor did not answer: ${String(answer.error ?? "no reason")}`);
+      }
       return {
         admitted: false,
         reason: answer.reason as "max_connections",
