@@ -359,14 +359,16 @@ export class WorkerPool {
       const late = new Promise<undefined>((resolve) => {
         timer = setTimeout(() => resolve(undefined), STATS_TIMEOUT_MS);
       });
+      // The worker gives its spare slots up when it answers: a late answer
+      // still counts (only the waiting is bounded).
+      const given = worker.channel.request({ op: "revoke", kind, listener: name }).then(
+        (answer) => this.#broker.giveBack(worker.pid, listener, Number(answer.returned) || 0),
+        () => {
+          // Gone: what it held is given back when its exit is seen.
+        },
+      );
       try {
-        const answer = await Promise.race([
-          worker.channel.request({ op: "revoke", kind, listener: name }),
-          late,
-        ]);
-        this.#broker.giveBack(worker.pid, listener, Number(answer?.returned) || 0);
-      } catch {
-        // Gone: what it held is given back when its exit is seen.
+        await Promise.race([given, late]);
       } finally {
         clearTimeout(timer);
       }
@@ -406,6 +408,7 @@ export class WorkerPool {
     this.#broker.forget(worker.pid);
     if (this.#workers.get(worker.number) === worker) this.#workers.delete(worker.number);
     if (this.#stopping) return;
+    void worker.channel.close();
     const how = status.signal ? `killed by ${status.signal}` : `exit code ${status.code}`;
     if (this.#current === undefined) {
       this.#log.error(`Worker ${worker.number} exited during start-up (${how})`, {
@@ -466,7 +469,8 @@ export class WorkerPool {
     this.#stopping = true;
     for (const timer of this.#restartTimers.values()) clearTimeout(timer);
     this.#restartTimers.clear();
-    await Promise.all(this.#restarting);
+    // A worker being restarted is in the set (it was spawned before its
+    // config was sent): one that hangs while starting is killed like the rest.
     const workers = [...this.#workers.values()];
     for (const worker of workers) worker.channel.send({ op: "stop", timeoutMs });
     const killer = setTimeout(() => {
@@ -493,6 +497,7 @@ export class WorkerPool {
     } finally {
       clearTimeout(killer);
     }
+    await Promise.all(this.#restarting);
     for (const worker of workers) await worker.channel.close();
   }
 
