@@ -101,6 +101,26 @@ service = "echo"
 listen = "127.0.0.1:0"
 `;
 
+/** The echo listener with `max_connections = max` (and any more lines). */
+function limitedEcho(max: number, more = ""): string {
+  return `${ECHO}max_connections = ${max}\n${more}`;
+}
+
+/**
+ * Runs `run` on a daemon with 2 workers serving {@linkcode limitedEcho},
+ * once both workers listen.
+ */
+async function echoWorkers(
+  max: number,
+  run: (daemon: Daemon, port: number, path: string) => Promise<void>,
+): Promise<void> {
+  await workerDaemon(limitedEcho(max), async (daemon, path) => {
+    const port = daemon.port("echo");
+    await waitFor(() => daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2);
+    await run(daemon, port, path);
+  });
+}
+
 Deno.test("workers = 2 runs two worker processes that share the port and both serve", async () => {
   await workerDaemon(ECHO, async (daemon) => {
     await waitFor(() => workerPids(daemon).length === 2, 10_000);
@@ -121,19 +141,9 @@ Deno.test("workers = 2 runs two worker processes that share the port and both se
 });
 
 Deno.test("max_connections holds across workers, exactly", async () => {
-  await workerDaemon(
-    `
-[[listener]]
-name = "echo"
-service = "echo"
-listen = "127.0.0.1:0"
-max_connections = 3
-`,
-    async (daemon) => {
-      const port = daemon.port("echo");
-      await waitFor(() =>
-        daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2
-      );
+  await echoWorkers(
+    3,
+    async (daemon, port) => {
       const conns: Deno.Conn[] = [];
       try {
         const results: boolean[] = [];
@@ -163,19 +173,9 @@ max_connections = 3
 });
 
 Deno.test("max_connections holds exactly while workers serve from leased blocks of slots", async () => {
-  await workerDaemon(
-    `
-[[listener]]
-name = "echo"
-service = "echo"
-listen = "127.0.0.1:0"
-max_connections = 40
-`,
-    async (daemon) => {
-      const port = daemon.port("echo");
-      await waitFor(() =>
-        daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2
-      );
+  await echoWorkers(
+    40,
+    async (daemon, port) => {
       const conns: Deno.Conn[] = [];
       try {
         // 30 served and closed leave both workers with spare leased slots.
