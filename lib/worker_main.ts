@@ -90,7 +90,11 @@ class BrokerClient implements AdmissionGate {
 
   admit(request: AdmissionRequest): Promise<AdmissionAnswer> {
     const leased = request.connection && (request.host === undefined || !request.limits);
-    if (!leased) return this.#ask(request);
+    if (!leased) {
+      // Per-source limits now (a reload added them): spare leased slots go back.
+      if (request.connection) this.#giveBackSpare("connections", request.listener);
+      return this.#ask(request);
+    }
     return this.#fromLease("connections", request.listener, request.maxConnections).then((
       release,
     ) =>
@@ -139,6 +143,11 @@ class BrokerClient implements AdmissionGate {
       const spare = held.granted - held.used;
       if (spare > 2 * LEASE_BLOCK) this.#giveBack(kind, listener, held, spare - LEASE_BLOCK);
     };
+  }
+
+  #giveBackSpare(kind: LeaseKind, listener: string): void {
+    const lease = this.#leases.get(`${kind}:${listener}`);
+    if (lease) this.#giveBack(kind, listener, lease, lease.granted - lease.used);
   }
 
   #giveBack(kind: LeaseKind, listener: string, lease: Lease, count: number): void {

@@ -347,6 +347,19 @@ export class WorkerPool {
     return granted > 0 ? { ok: true, granted } : { ok: false, reason: "max_connections" };
   }
 
+  /**
+   * Admits one connection (per-source limits: asked each time); when none
+   * is free, revokes every worker's spare leased slots and asks once more.
+   */
+  async #admit(pid: number, request: AdmissionRequest): Promise<ChannelMessage> {
+    let answer = this.#broker.admit(pid, request);
+    if (!answer.ok && answer.reason === "max_connections") {
+      await this.#revoke("connections", String(request.listener));
+      answer = this.#broker.admit(pid, request);
+    }
+    return { ...answer };
+  }
+
   #revoke(kind: LeaseKind, name: string): Promise<void> {
     const listener = countsKey(kind, name);
     const running = this.#revocations.get(listener);
@@ -383,7 +396,7 @@ export class WorkerPool {
   #answer(pid: number, message: ChannelMessage): ChannelMessage | Promise<ChannelMessage> | void {
     switch (message.op) {
       case "admit":
-        return { ...this.#broker.admit(pid, message as unknown as AdmissionRequest) };
+        return this.#admit(pid, message as unknown as AdmissionRequest);
       case "lease":
         return this.#lease(pid, message);
       case "return":

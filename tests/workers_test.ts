@@ -222,6 +222,42 @@ Deno.test("max_connections holds exactly while workers serve from leased blocks 
   );
 });
 
+Deno.test("after a reload adds max_per_source, leased spare slots do not block connections", async () => {
+  await echoWorkers(20, async (daemon, port, path) => {
+    const closed = () => daemon.lines.filter((l) => l.includes("Connection closed")).length;
+    // Served and closed: both workers keep spare slots of their leases.
+    for (let i = 0; i < 30; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      assert.ok(await echoes(conn));
+      conn.close();
+    }
+    await waitFor(() => closed() === 30);
+    assert.deepEqual([...servingWorkers(daemon, "echo")].sort(), ["1", "2"]);
+    await Deno.writeTextFile(
+      path,
+      `[daemon]\nworkers = 2\n${limitedEcho(20, "max_per_source = 100\n")}`,
+    );
+    daemon.child.kill("SIGHUP");
+    await daemon.waitForLine(/INFO {2}Reloaded/);
+    // Asked of the supervisor each time now: all 20 are served, whichever worker takes each.
+    const conns: Deno.Conn[] = [];
+    try {
+      const served: boolean[] = [];
+      for (let i = 0; i < 20; i++) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        conns.push(conn);
+        served.push(await echoes(conn));
+      }
+      assert.equal(served.filter(Boolean).length, 20, `served: ${served}`);
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.push(conn);
+      assert.equal(await echoes(conn), false, "the 21st is refused");
+    } finally {
+      closeAll(conns);
+    }
+  });
+});
+
 Deno.test("max_concurrent holds across workers, exactly", async () => {
   await workerDaemon(
     `
