@@ -99,13 +99,36 @@ export function selfCommand(): WorkerCommand {
       "run",
       "--quiet",
       "--no-prompt",
-      "--allow-all",
+      ...permissionFlags(),
       "--config",
       fileURLToPath(new URL("deno.json", root)),
       fileURLToPath(new URL("main.ts", root)),
       "serve",
     ],
   };
+}
+
+const PERMISSIONS = ["read", "write", "net", "env", "sys", "run", "ffi", "import"] as const;
+
+/**
+ * The `deno run` permission flags that give a worker what this process
+ * holds, and no more: `--allow-NAME` for each permission granted in full.
+ * One granted only in part (`--allow-read=/etc`) is not passed on: the
+ * worker goes without it.
+ * @returns the flags (none when nothing is granted)
+ */
+export function permissionFlags(): string[] {
+  const flags: string[] = [];
+  for (const name of PERMISSIONS) {
+    let state: Deno.PermissionState;
+    try {
+      state = Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state;
+    } catch {
+      continue; // Not a permission this Deno knows.
+    }
+    if (state === "granted") flags.push(`--allow-${name}`);
+  }
+  return flags;
 }
 
 /** Runs, feeds, restarts and stops the worker processes. */

@@ -11,6 +11,7 @@ import { SERVICES } from "../handlers/mod.ts";
 import { captureLog, listenerToml, waitFor } from "./_helpers.ts";
 
 const FAKE = new URL("./testdata/fake_worker.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 function fakePool(args: string[]): { pool: WorkerPool; lines: string[] } {
   const { log, lines } = captureLog();
@@ -62,4 +63,30 @@ Deno.test("a restarted worker that hangs while starting does not stall the stop"
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a worker gets the supervisor's permissions, no more", async () => {
+  const script = `import { selfCommand } from ${
+    JSON.stringify(new URL("../lib/worker_pool.ts", import.meta.url).href)
+  };
+console.log(JSON.stringify(selfCommand().args));`;
+  const file = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(file, script);
+  const run = async (flags: string[]): Promise<string[]> => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--no-prompt", "--config", CONFIG, ...flags, file],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    assert.ok(output.success);
+    return JSON.parse(new TextDecoder().decode(output.stdout)) as string[];
+  };
+  const narrow = await run(["--allow-net", "--allow-run", "--allow-read=/tmp"]);
+  const allows = narrow.filter((a) => a.startsWith("--allow"));
+  assert.deepEqual(allows, ["--allow-net", "--allow-run"]);
+  const all = await run(["--allow-all"]);
+  for (const name of ["read", "write", "net", "env", "sys", "run", "ffi", "import"]) {
+    assert.ok(all.includes(`--allow-${name}`), `${name}: ${all}`);
+  }
+  await Deno.remove(file);
 });
