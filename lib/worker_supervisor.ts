@@ -5,8 +5,14 @@
  * like a `Supervisor` to the daemon's lifecycle: apply (start and reload),
  * listeners, gather (for metrics), links, shutdown.
  *
- * A reload goes to the workers first (they bind what is new), then here;
- * when this side fails, the workers go back to the previous config.
+ * A reload binds every new socket before it closes an old one, even for a
+ * listener that moves between the two sides on the same address (chat
+ * becoming echo): this side's TCP sockets are bound with `SO_REUSEPORT` as
+ * the workers' are. It runs in three steps: this side takes its new
+ * listeners while keeping those that move to the workers; the workers
+ * apply the config (binding what moves to them, closing what moved here);
+ * this side then drops what moved. When the workers fail, this side goes
+ * back to the previous config.
  *
  * @module
  */
@@ -16,6 +22,7 @@ import type { LinkBoard } from "./link_board.ts";
 import {
   type ListenerStatus,
   type ReloadSummary,
+  socketKey,
   Supervisor,
   type SupervisorOptions,
 } from "./supervisor.ts";
@@ -45,7 +52,9 @@ export class WorkerSupervisor {
    * @param options the supervisor's options and the number of workers
    */
   constructor(options: WorkerSupervisorOptions) {
-    this.#local = new Supervisor(options);
+    // Bound with SO_REUSEPORT, as the workers' sockets are: a listener
+    // moving between the sides binds its new socket before the old closes.
+    this.#local = new Supervisor({ ...options, reusePort: true });
     this.#services = options.services;
     this.#passed = options.passedSockets;
     // systemd's sockets reach the workers under Deno, whose spawn keeps
@@ -96,33 +105,59 @@ export class WorkerSupervisor {
    */
   async apply(config: Config): Promise<ReloadSummary> {
     const first = this.#applied === undefined;
-    let theirs: ReloadSummary;
+    const next = configFor(config, this.#services, "supervisor", this.#reach);
+    const previous = first
+      ? undefined
+      : configFor(this.#applied!, this.#services, "supervisor", this.#reach);
+    // This side's listeners moving to the workers stay until the workers
+    // have bound their sockets.
+    const theirs = new Set(
+      config.listeners.filter((l) => servedByWorkers(l, this.#services, this.#reach))
+        .map(socketKey),
+    );
+    const moving = (previous?.listeners ?? []).filter((l) => l.enabled && theirs.has(socketKey(l)));
+    let mine: ReloadSummary;
     try {
-      theirs = await this.#pool.apply(config);
+      mine = await this.#local.apply(
+        moving.length === 0 ? next : { ...next, listeners: [...next.listeners, ...moving] },
+      );
     } catch (error) {
       if (first) await this.#pool.stop(0);
       throw error;
     }
-    let mine: ReloadSummary;
+    let summary: ReloadSummary;
     try {
-      mine = await this.#local.apply(
-        configFor(config, this.#services, "supervisor", this.#reach),
-      );
+      summary = await this.#pool.apply(config);
     } catch (error) {
-      if (first) await this.#pool.stop(0);
-      else await this.#pool.apply(this.#applied!).catch(() => {});
+      if (first) {
+        await this.#pool.stop(0);
+        await this.#local.shutdown(0);
+      } else {
+        await this.#local.apply(previous!).catch(() => {});
+      }
       throw error;
+    }
+    if (moving.length > 0) {
+      const dropped = await this.#local.apply(next);
+      mine.removed.push(...dropped.removed);
+      // Moved, not kept.
+      mine.kept = mine.kept.filter((name) => !moving.some((l) => l.name === name));
     }
     this.#applied = config;
     this.#passed?.handOver(
       config.listeners.filter((l) => servedByWorkers(l, this.#services, this.#reach))
         .flatMap((l) => l.address.fd === undefined ? [] : [String(l.address.fd)]),
     );
+    // A listener that moved between the sides was added on one and removed
+    // on the other: its socket's address was kept, its settings changed.
+    const added = [...summary.added, ...mine.added];
+    const removed = [...summary.removed, ...mine.removed];
+    const moved = new Set(added.filter((name) => removed.includes(name)));
     return {
-      added: [...theirs.added, ...mine.added],
-      changed: [...theirs.changed, ...mine.changed],
-      kept: [...theirs.kept, ...mine.kept],
-      removed: [...theirs.removed, ...mine.removed],
+      added: added.filter((name) => !moved.has(name)),
+      changed: [...summary.changed, ...mine.changed, ...moved],
+      kept: [...summary.kept, ...mine.kept],
+      removed: removed.filter((name) => !moved.has(name)),
     };
   }
 

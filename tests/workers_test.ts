@@ -481,6 +481,56 @@ listen = "127.0.0.1:0"
   );
 });
 
+Deno.test("a listener moving between the supervisor and the workers keeps its address bound", async () => {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const text = (service: string) =>
+    `[daemon]\nworkers = 2\n[[listener]]\nname = "a"\nservice = "${service}"\n` +
+    `transport = "tcp"\nlisten = "127.0.0.1:${port}"\n`;
+  await using config = await tempConfig(text("chat"));
+  await using daemon = await spawnDaemon(["-c", config.path]);
+  // Connects over and over while the reloads run: none is refused for want of a socket.
+  let probing = true;
+  let refused = 0;
+  const prober = (async () => {
+    for (let i = 0; probing && i < 100_000; i++) {
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        conn.close();
+      } catch (error) {
+        if (error instanceof Deno.errors.ConnectionRefused) refused++;
+      }
+    }
+  })();
+  try {
+    for (const [service, reloads] of [["echo", 1], ["chat", 2]] as const) {
+      await Deno.writeTextFile(config.path, text(service));
+      daemon.child.kill("SIGHUP");
+      await waitFor(
+        () => daemon.lines.filter((l) => /INFO {2}Reloaded/.test(l)).length === reloads,
+        10_000,
+      );
+      const reloaded = daemon.lines.filter((l) => /INFO {2}Reloaded/.test(l)).at(-1)!;
+      assert.match(reloaded, /added=0 changed=1 kept=0 removed=0/);
+    }
+    // Back with the supervisor: a chat room, one for all.
+    const conns: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 2; i++) conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      const text = decoder.decode(await readBytes(conns[0]!, 8, 5000));
+      assert.match(text, /./);
+    } finally {
+      closeAll(conns);
+    }
+  } finally {
+    probing = false;
+    await prober;
+  }
+  assert.equal(refused, 0);
+  assert.ok(!daemon.lines.some((l) => /refused|AddrInUse|in use/i.test(l) && l.includes("Reload")));
+});
+
 Deno.test("a bad workers value is refused with file, line and key (exit 78)", async () => {
   for (const value of ["0", '"many"', "1.5", "true"]) {
     const result = await checkConfig(`[daemon]\nlog_level = "info"\nworkers = ${value}\n${ECHO}`);
