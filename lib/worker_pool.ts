@@ -29,7 +29,7 @@ import {
   StartFailure,
 } from "./supervisor.ts";
 import { type ChannelMessage, LineChannel } from "./worker_channel.ts";
-import { setCloseOnExec } from "./close_on_exec.ts";
+import { clearCloseOnExec, setCloseOnExec } from "./close_on_exec.ts";
 import type { PassedSocket } from "./socket_activation.ts";
 import { servedByWorkers } from "./worker_config.ts";
 import { type LeaseKind, leaseKind, WORKER_ENV } from "./worker_main.ts";
@@ -322,7 +322,7 @@ export class WorkerPool {
       // As sd_listen_fds(3) expects, less LISTEN_PID: the worker's pid is not known yet.
       env.LISTEN_FDS = String(fds.length);
       env.LISTEN_FDNAMES = this.#passed.map((socket) => socket.name).join(":");
-      setCloseOnExec(fds, false);
+      clearCloseOnExec(fds);
     }
     let child: Deno.ChildProcess;
     try {
@@ -335,7 +335,7 @@ export class WorkerPool {
         stderr: "inherit",
       }).spawn();
     } finally {
-      if (fds.length > 0) setCloseOnExec(fds, true);
+      if (fds.length > 0) setCloseOnExec(fds);
     }
     const pid = child.pid;
     const channel = new LineChannel(child.stdout, child.stdin, (m) => this.#answer(pid, m));

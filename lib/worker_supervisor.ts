@@ -63,7 +63,7 @@ export class WorkerSupervisor {
     const fds = (options.passedSockets?.sockets ?? []).map((socket) => socket.fd);
     const inherits = navigator.userAgent.startsWith("Deno/");
     this.#reach = {
-      fds: inherits && fds.length > 0 && setCloseOnExec(fds, true) === undefined,
+      fds: inherits && fds.length > 0 && setCloseOnExec(fds) === undefined,
     };
     this.#pool = new WorkerPool({
       count: options.workers,
