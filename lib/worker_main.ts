@@ -287,7 +287,11 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       return { ok: false, failures: [{ phase: "config", message: error.message }] };
     }
     const ports = (message.ports ?? {}) as Record<string, number>;
-    const mine = configFor(config, services, "workers", { fds: message.fds === true });
+    const mine = configFor(config, {
+      services,
+      side: "workers",
+      reach: { fds: message.fds === true },
+    });
     mine.listeners = mine.listeners.map((l) =>
       ports[l.name] === undefined ? l : { ...l, address: { ...l.address, port: ports[l.name]! } }
     );

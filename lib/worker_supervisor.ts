@@ -29,7 +29,12 @@ import {
 import { WorkerPool, type WorkerPoolOptions } from "./worker_pool.ts";
 import { setCloseOnExec } from "./close_on_exec.ts";
 import type { PassedSockets } from "./socket_activation.ts";
-import { configFor, servedByWorkers, type WorkerReach } from "./worker_config.ts";
+import {
+  configFor,
+  type ConfigForOptions,
+  servedByWorkers,
+  type WorkerReach,
+} from "./worker_config.ts";
 
 /** Options for {@linkcode WorkerSupervisor}. */
 export interface WorkerSupervisorOptions extends SupervisorOptions {
@@ -47,6 +52,7 @@ export class WorkerSupervisor {
   #applied?: Config;
   #passed?: PassedSockets;
   #reach: WorkerReach;
+  #side: ConfigForOptions;
 
   /**
    * @param options the supervisor's options and the number of workers
@@ -65,6 +71,7 @@ export class WorkerSupervisor {
     this.#reach = {
       fds: inherits && fds.length > 0 && setCloseOnExec(fds) === undefined,
     };
+    this.#side = { services: options.services, side: "supervisor", reach: this.#reach };
     this.#pool = new WorkerPool({
       count: options.workers,
       log: options.log,
@@ -105,10 +112,8 @@ export class WorkerSupervisor {
    */
   async apply(config: Config): Promise<ReloadSummary> {
     const first = this.#applied === undefined;
-    const next = configFor(config, this.#services, "supervisor", this.#reach);
-    const previous = first
-      ? undefined
-      : configFor(this.#applied!, this.#services, "supervisor", this.#reach);
+    const next = configFor(config, this.#side);
+    const previous = first ? undefined : configFor(this.#applied!, this.#side);
     // This side's listeners moving to the workers stay until the workers
     // have bound their sockets.
     const theirs = new Set(
