@@ -32,7 +32,14 @@ import { type ChannelMessage, LineChannel } from "./worker_channel.ts";
 import { clearCloseOnExec, setCloseOnExec } from "./close_on_exec.ts";
 import type { PassedSocket } from "./socket_activation.ts";
 import { servedByWorkers } from "./worker_config.ts";
-import { type LeaseKind, leaseKind, WORKER_ENV } from "./worker_main.ts";
+import {
+  countsKey,
+  type LeaseAnswer,
+  type LeaseKind,
+  leaseKind,
+  type RevokeMessage,
+  WORKER_ENV,
+} from "./worker_protocol.ts";
 
 /** How a worker process is started: a program and its arguments. */
 export interface WorkerCommand {
@@ -367,7 +374,10 @@ export class WorkerPool {
       await this.#revoke(kind, String(message.listener));
       granted = this.#broker.lease(pid, { ...request, want: 1 });
     }
-    return granted > 0 ? { ok: true, granted } : { ok: false, reason: "max_connections" };
+    const answer: LeaseAnswer = granted > 0
+      ? { ok: true, granted }
+      : { ok: false, reason: "max_connections" };
+    return { ...answer };
   }
 
   /**
@@ -397,7 +407,9 @@ export class WorkerPool {
       });
       // The worker gives its spare slots up when it answers: a late answer
       // still counts (only the waiting is bounded).
-      const given = worker.channel.request({ op: "revoke", kind, listener: name }).then(
+      const given = worker.channel.request(
+        { op: "revoke", kind, listener: name } satisfies RevokeMessage,
+      ).then(
         (answer) => this.#broker.giveBack(worker.pid, listener, Number(answer.returned) || 0),
         () => {
           // Gone: what it held is given back when its exit is seen.
@@ -554,14 +566,6 @@ export class WorkerPool {
     }
     return result;
   }
-}
-
-/**
- * The broker's key for a lease: the listener's name for its connections,
- * `slots:NAME` for its `max_concurrent` slots (a name holds no colon).
- */
-function countsKey(kind: LeaseKind, listener: string): string {
-  return kind === "slots" ? `slots:${listener}` : listener;
 }
 
 interface FailureFields {
