@@ -75,6 +75,17 @@ async function echoes(conn: Deno.Conn, text = "hi\n"): Promise<boolean> {
   return decoder.decode(back) === text;
 }
 
+/** Opens `count` connections (kept in `conns`) and says which echoed a line. */
+async function openEchoes(port: number, count: number, conns: Deno.Conn[]): Promise<boolean[]> {
+  const results: boolean[] = [];
+  for (let i = 0; i < count; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.push(conn);
+    results.push(await echoes(conn));
+  }
+  return results;
+}
+
 function closeAll(conns: Deno.Conn[]): void {
   for (const conn of conns) {
     try {
@@ -146,12 +157,7 @@ Deno.test("max_connections holds across workers, exactly", async () => {
     async (daemon, port) => {
       const conns: Deno.Conn[] = [];
       try {
-        const results: boolean[] = [];
-        for (let i = 0; i < 10; i++) {
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-          conns.push(conn);
-          results.push(await echoes(conn));
-        }
+        const results = await openEchoes(port, 10, conns);
         assert.equal(results.filter(Boolean).length, 3, `admitted: ${results}`);
         // One closed: one more is admitted, and no more.
         conns[results.indexOf(true)]!.close();
@@ -188,12 +194,7 @@ Deno.test("max_connections holds exactly while workers serve from leased blocks 
         await waitFor(() => closed() === 30);
         // Each of the next 40 is served, whichever worker takes it: a worker
         // whose lease is used up gets the other's spare slots, revoked.
-        const first: boolean[] = [];
-        for (let i = 0; i < 40; i++) {
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-          conns.push(conn);
-          first.push(await echoes(conn));
-        }
+        const first = await openEchoes(port, 40, conns);
         assert.deepEqual(first.filter((ok) => !ok), []);
         let admitted = 0;
         for (let i = 0; i < 16; i++) {
@@ -242,16 +243,9 @@ Deno.test("after a reload adds max_per_source, leased spare slots do not block c
     // Asked of the supervisor each time now: all 20 are served, whichever worker takes each.
     const conns: Deno.Conn[] = [];
     try {
-      const served: boolean[] = [];
-      for (let i = 0; i < 20; i++) {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-        conns.push(conn);
-        served.push(await echoes(conn));
-      }
+      const served = await openEchoes(port, 20, conns);
       assert.equal(served.filter(Boolean).length, 20, `served: ${served}`);
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conns.push(conn);
-      assert.equal(await echoes(conn), false, "the 21st is refused");
+      assert.deepEqual(await openEchoes(port, 1, conns), [false], "the 21st is refused");
     } finally {
       closeAll(conns);
     }
