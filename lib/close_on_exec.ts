@@ -15,13 +15,25 @@ const FD_CLOEXEC = 1;
 const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
 
 /**
- * Sets FD_CLOEXEC on each descriptor (or clears it, with `on` false: the
- * supervisor hands systemd's sockets to its workers that way).
+ * Sets FD_CLOEXEC on each descriptor.
  * @param fds the descriptors
- * @param on set (true) or clear (false) the flag @default {true}
  * @returns undefined when done, else why it could not be done
  */
-export function setCloseOnExec(fds: readonly number[], on = true): string | undefined {
+export function setCloseOnExec(fds: readonly number[]): string | undefined {
+  return changeCloseOnExec(fds, { on: true });
+}
+
+/**
+ * Clears FD_CLOEXEC on each descriptor (the supervisor hands systemd's
+ * sockets to its workers that way, for the spawn only).
+ * @param fds the descriptors
+ * @returns undefined when done, else why it could not be done
+ */
+export function clearCloseOnExec(fds: readonly number[]): string | undefined {
+  return changeCloseOnExec(fds, { on: false });
+}
+
+function changeCloseOnExec(fds: readonly number[], { on }: { on: boolean }): string | undefined {
   if (fds.length === 0) return undefined;
   let library: Deno.DynamicLibrary<{ fcntl: { parameters: ["i32", "i32", "i32"]; result: "i32" } }>;
   let lastError: unknown;

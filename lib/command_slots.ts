@@ -6,6 +6,8 @@
  * @module
  */
 
+import { once } from "./once.ts";
+
 /** Programs running on one listener (kept in the supervisor's shared state). */
 export interface SlotCounter {
   /** How many slots are taken now (by this process). */
@@ -38,12 +40,9 @@ export interface SlotCounter {
 export function trySlot(slots: SlotCounter, max: number): (() => void) | undefined {
   if (slots.running >= max) return undefined;
   slots.running++;
-  let held = true;
-  return () => {
-    if (!held) return;
-    held = false;
+  return once(() => {
     slots.running--;
-  };
+  });
 }
 
 /**

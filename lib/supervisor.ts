@@ -434,8 +434,12 @@ async function bindWildcardAware<T>(
   }
 }
 
-/** Identifies the socket a listener needs; listeners on port 0 are told apart by name. */
-function socketKey(listener: ListenerConfig): string {
+/**
+ * Identifies the socket a listener needs; listeners on port 0 are told apart by name.
+ * @param listener a listener of the config
+ * @returns the key (transport and address, or `fd:N`)
+ */
+export function socketKey(listener: ListenerConfig): string {
   const { hostname, port, fd } = listener.address;
   if (fd !== undefined) return `${listener.transport} fd:${fd}`;
   return port === 0

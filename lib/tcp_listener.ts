@@ -330,6 +330,10 @@ export class TcpListener implements RunningListener {
   /**
    * Admits through the gate (a worker asks its supervisor): the connection
    * waits, unserved, for the answer; a refusal is counted and logged here.
+   * A reload while it waited retires `generation`: what was granted goes
+   * back and the connection is admitted afresh under the current settings
+   * (access rules, limits, instance). Never rejects: any failure closes the
+   * connection and is logged.
    */
   async #admitThroughGate(
     gate: AdmissionGate,
@@ -337,26 +341,36 @@ export class TcpListener implements RunningListener {
     generation: Generation,
     host: string | undefined,
   ): Promise<void> {
-    let answer: AdmissionAnswer;
     try {
-      answer = await gate.admit({
-        listener: generation.config.name,
-        connection: true,
-        maxConnections: generation.config.maxConnections,
-        host,
-        limits: host === undefined ? undefined : generation.config.limits,
-      });
-    } catch {
+      let answer: AdmissionAnswer;
+      try {
+        answer = await gate.admit({
+          listener: generation.config.name,
+          connection: true,
+          maxConnections: generation.config.maxConnections,
+          host,
+          limits: host === undefined ? undefined : generation.config.limits,
+        });
+      } catch {
+        closeQuietly(conn);
+        return;
+      }
+      if (answer.admitted && generation.retired && !this.#stopping) {
+        answer.release();
+        this.#admit(conn);
+        return;
+      }
+      if (!answer.admitted || this.#stopping) {
+        if (answer.admitted) answer.release();
+        else this.#refusedByGate(answer, generation, conn);
+        closeQuietly(conn);
+        return;
+      }
+      this.#track(conn, generation, undefined, answer.release);
+    } catch (error) {
       closeQuietly(conn);
-      return;
+      this.#log.warn(`Connection closed: admission failed: ${describeError(error)}`);
     }
-    if (!answer.admitted || this.#stopping) {
-      if (answer.admitted) answer.release();
-      else this.#refusedByGate(answer, generation, conn);
-      closeQuietly(conn);
-      return;
-    }
-    this.#track(conn, generation, undefined, answer.release);
   }
 
   #refusedByGate(
@@ -371,7 +385,10 @@ export class TcpListener implements RunningListener {
       this.#refuseFull(generation, peer);
       return;
     }
-    this.#stats.limited![answer.reason]++;
+    const limited = this.#stats.limited;
+    // A per-source refusal on a listener without limits (a confused broker): not counted.
+    if (!limited || !generation.config.limits || !(answer.reason in limited)) return;
+    limited[answer.reason]++;
     if (answer.log) this.#logLimited(generation, answer.reason, peer, answer.source ?? "?");
   }
 
@@ -527,6 +544,11 @@ export class TcpListener implements RunningListener {
     });
     if (!answer.admitted) {
       this.#refusedByGate(answer, tracked.generation, tracked.wire, peer);
+      return false;
+    }
+    // Closed (shutdown, a timeout) while it waited: nothing is served.
+    if (this.#stopping || tracked.reason !== undefined || tracked.wire.closed) {
+      answer.release();
       return false;
     }
     const before = tracked.release;

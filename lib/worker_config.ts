@@ -48,20 +48,24 @@ export function servedByWorkers(
   return !services.find((s) => s.name === listener.service)?.perProcess;
 }
 
+/** Options for {@linkcode configFor}. */
+export interface ConfigForOptions {
+  /** The service table. */
+  services: readonly Service[];
+  /** `workers` or `supervisor`. */
+  side: "workers" | "supervisor";
+  /** Whether `fd:` listeners can be served by workers. @default {no} */
+  reach?: WorkerReach;
+}
+
 /**
  * The part of `config` one side runs: the others' listeners are disabled.
  * @param config the whole config
- * @param services the service table
- * @param side `workers` or `supervisor`
- * @param reach whether `fd:` listeners can be served by workers
+ * @param options the service table, the side, and what the workers can take
  * @returns a config with the same daemon settings
  */
-export function configFor(
-  config: Config,
-  services: readonly Service[],
-  side: "workers" | "supervisor",
-  reach: WorkerReach = {},
-): Config {
+export function configFor(config: Config, options: ConfigForOptions): Config {
+  const { services, side, reach = {} } = options;
   const mine = (listener: ListenerConfig): boolean =>
     servedByWorkers(listener, services, reach) === (side === "workers");
   return {

@@ -14,8 +14,7 @@
  * @module
  */
 
-import type { AdmissionAnswer, AdmissionGate, AdmissionRequest } from "./admission.ts";
-import type { SlotCounter } from "./command_slots.ts";
+import { BrokerClient } from "./admission_client.ts";
 import { type Config, ConfigError, parseConfig } from "./config.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { Logger, type LogSink, stderrSink } from "./log.ts";
@@ -25,9 +24,7 @@ import { PassedSockets } from "./socket_activation.ts";
 import { StartFailure, Supervisor } from "./supervisor.ts";
 import { type ChannelMessage, LineChannel } from "./worker_channel.ts";
 import { configFor } from "./worker_config.ts";
-
-/** The environment variable that makes `serve` a worker; its value is the worker's number. */
-export const WORKER_ENV = "SWITCHBOARD_INTERNAL_WORKER";
+import { leaseKind, type RevokeAnswer, WORKER_ENV } from "./worker_protocol.ts";
 
 /**
  * Reads (and removes, so no command inherits it) the worker number.
@@ -43,172 +40,6 @@ export function takeWorkerNumber(): number | undefined {
   }
   const number = Number(value);
   return value !== undefined && Number.isInteger(number) && number > 0 ? number : undefined;
-}
-
-/** Slots (connections or programs) a worker leased from the supervisor for one listener. */
-interface Lease {
-  /** Slots leased and not given back. */
-  granted: number;
-  /** Of those, the ones serving a connection now. */
-  used: number;
-  /** The `max_connections` or `max_concurrent` they were leased under. */
-  max: number;
-}
-
-/** What a lease holds: connection slots (`max_connections`) or program slots (`max_concurrent`). */
-export type LeaseKind = "connections" | "slots";
-
-/**
- * Reads a lease kind from a message.
- * @param value the `kind` field
- * @returns the kind (connections unless it says slots)
- */
-export function leaseKind(value: unknown): LeaseKind {
-  return value === "slots" ? "slots" : "connections";
-}
-
-/** How many slots a worker asks for at once (the supervisor may grant fewer). */
-const LEASE_BLOCK = 16;
-
-/**
- * The worker's side of admission: every question goes to the supervisor,
- * except connection slots without per-source limits and `max_concurrent`
- * slots, served from leases.
- */
-class BrokerClient implements AdmissionGate {
-  #link: () => LineChannel;
-  #slots = new Map<string, SlotCounter>();
-  #leases = new Map<string, Lease>();
-
-  constructor(link: () => LineChannel) {
-    this.#link = link;
-  }
-
-  get #channel(): LineChannel {
-    return this.#link();
-  }
-
-  admit(request: AdmissionRequest): Promise<AdmissionAnswer> {
-    const leased = request.connection && (request.host === undefined || !request.limits);
-    if (!leased) return this.#ask(request);
-    return this.#fromLease("connections", request.listener, request.maxConnections).then((
-      release,
-    ) =>
-      release
-        ? { admitted: true, release }
-        : { admitted: false, reason: "max_connections", log: true }
-    );
-  }
-
-  /** Takes a slot from the lease of `kind` for `listener`, asking for more when it is used up. */
-  async #fromLease(
-    kind: LeaseKind,
-    listener: string,
-    max: number,
-  ): Promise<(() => void) | undefined> {
-    const key = `${kind}:${listener}`;
-    let lease = this.#leases.get(key);
-    if (!lease) {
-      lease = { granted: 0, used: 0, max };
-      this.#leases.set(key, lease);
-    }
-    if (lease.max !== max) {
-      // Reloaded with another limit: spare slots go back.
-      this.#giveBack(kind, listener, lease, lease.granted - lease.used);
-      lease.max = max;
-    }
-    if (lease.granted === lease.used) {
-      const answer = await this.#channel.request({
-        op: "lease",
-        kind,
-        listener,
-        max,
-        want: LEASE_BLOCK,
-      });
-      if (answer.ok !== true) return undefined;
-      lease.granted += Number(answer.granted) || 0;
-      if (lease.granted === lease.used) return undefined;
-    }
-    lease.used++;
-    const held = lease;
-    let holding = true;
-    return () => {
-      if (!holding) return;
-      holding = false;
-      held.used--;
-      const spare = held.granted - held.used;
-      if (spare > 2 * LEASE_BLOCK) this.#giveBack(kind, listener, held, spare - LEASE_BLOCK);
-    };
-  }
-
-  #giveBack(kind: LeaseKind, listener: string, lease: Lease, count: number): void {
-    if (count <= 0) return;
-    lease.granted -= count;
-    this.#channel.send({ op: "return", kind, listener, count });
-  }
-
-  /**
-   * Gives every spare slot of a lease back (the supervisor needs them).
-   * @returns how many
-   */
-  revoke(kind: LeaseKind, listener: string): number {
-    const lease = this.#leases.get(`${kind}:${listener}`);
-    if (!lease) return 0;
-    const spare = lease.granted - lease.used;
-    lease.granted = lease.used;
-    return spare;
-  }
-
-  async #ask(request: AdmissionRequest): Promise<AdmissionAnswer> {
-    const answer = await this.#channel.request({ op: "admit", ...request });
-    const source = typeof answer.source === "string" ? answer.source : undefined;
-    if (answer.ok !== true) {
-      return {
-        admitted: false,
-        reason: answer.reason as "max_connections",
-        source,
-        log: answer.log === true,
-      };
-    }
-    let held = true;
-    return {
-      admitted: true,
-      source,
-      release: () => {
-        if (!held) return;
-        held = false;
-        this.#channel.send({
-          op: "release",
-          listener: request.listener,
-          connection: request.connection,
-          source,
-        });
-      },
-    };
-  }
-
-  slots(listener: string): SlotCounter {
-    let counter = this.#slots.get(listener);
-    if (counter) return counter;
-    const made: SlotCounter = {
-      running: 0,
-      acquire: async (max) => {
-        const release = await this.#fromLease("slots", listener, max);
-        if (!release) return undefined;
-        made.running++;
-        let held = true;
-        return () => {
-          if (!held) return;
-          held = false;
-          made.running--;
-          release();
-        };
-      },
-    };
-    this.#slots.set(listener, made);
-    counter = made;
-    return counter;
-  }
 }
 
 /** A sink that ends every line with the worker's number, in either format. */
@@ -275,7 +106,11 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       return { ok: false, failures: [{ phase: "config", message: error.message }] };
     }
     const ports = (message.ports ?? {}) as Record<string, number>;
-    const mine = configFor(config, services, "workers", { fds: message.fds === true });
+    const mine = configFor(config, {
+      services,
+      side: "workers",
+      reach: { fds: message.fds === true },
+    });
     mine.listeners = mine.listeners.map((l) =>
       ports[l.name] === undefined ? l : { ...l, address: { ...l.address, port: ports[l.name]! } }
     );
@@ -312,7 +147,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
           return {
             ok: true,
             returned: broker.revoke(leaseKind(message.kind), String(message.listener)),
-          };
+          } satisfies RevokeAnswer;
         case "stats":
           return { ok: true, listeners: supervisor.listeners };
         case "stop":

@@ -29,10 +29,17 @@ import {
   StartFailure,
 } from "./supervisor.ts";
 import { type ChannelMessage, LineChannel } from "./worker_channel.ts";
-import { setCloseOnExec } from "./close_on_exec.ts";
+import { clearCloseOnExec, setCloseOnExec } from "./close_on_exec.ts";
 import type { PassedSocket } from "./socket_activation.ts";
 import { servedByWorkers } from "./worker_config.ts";
-import { type LeaseKind, leaseKind, WORKER_ENV } from "./worker_main.ts";
+import {
+  countsKey,
+  type LeaseAnswer,
+  type LeaseKind,
+  leaseKind,
+  type RevokeMessage,
+  WORKER_ENV,
+} from "./worker_protocol.ts";
 
 /** How a worker process is started: a program and its arguments. */
 export interface WorkerCommand {
@@ -99,13 +106,36 @@ export function selfCommand(): WorkerCommand {
       "run",
       "--quiet",
       "--no-prompt",
-      "--allow-all",
+      ...permissionFlags(),
       "--config",
       fileURLToPath(new URL("deno.json", root)),
       fileURLToPath(new URL("main.ts", root)),
       "serve",
     ],
   };
+}
+
+const PERMISSIONS = ["read", "write", "net", "env", "sys", "run", "ffi", "import"] as const;
+
+/**
+ * The `deno run` permission flags that give a worker what this process
+ * holds, and no more: `--allow-NAME` for each permission granted in full.
+ * One granted only in part (`--allow-read=/etc`) is not passed on: the
+ * worker goes without it.
+ * @returns the flags (none when nothing is granted)
+ */
+export function permissionFlags(): string[] {
+  const flags: string[] = [];
+  for (const name of PERMISSIONS) {
+    let state: Deno.PermissionState;
+    try {
+      state = Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state;
+    } catch {
+      continue; // Not a permission this Deno knows.
+    }
+    if (state === "granted") flags.push(`--allow-${name}`);
+  }
+  return flags;
 }
 
 /** Runs, feeds, restarts and stops the worker processes. */
@@ -299,7 +329,7 @@ export class WorkerPool {
       // As sd_listen_fds(3) expects, less LISTEN_PID: the worker's pid is not known yet.
       env.LISTEN_FDS = String(fds.length);
       env.LISTEN_FDNAMES = this.#passed.map((socket) => socket.name).join(":");
-      setCloseOnExec(fds, false);
+      clearCloseOnExec(fds);
     }
     let child: Deno.ChildProcess;
     try {
@@ -312,7 +342,7 @@ export class WorkerPool {
         stderr: "inherit",
       }).spawn();
     } finally {
-      if (fds.length > 0) setCloseOnExec(fds, true);
+      if (fds.length > 0) setCloseOnExec(fds);
     }
     const pid = child.pid;
     const channel = new LineChannel(child.stdout, child.stdin, (m) => this.#answer(pid, m));
@@ -344,7 +374,23 @@ export class WorkerPool {
       await this.#revoke(kind, String(message.listener));
       granted = this.#broker.lease(pid, { ...request, want: 1 });
     }
-    return granted > 0 ? { ok: true, granted } : { ok: false, reason: "max_connections" };
+    const answer: LeaseAnswer = granted > 0
+      ? { ok: true, granted }
+      : { ok: false, reason: "max_connections" };
+    return { ...answer };
+  }
+
+  /**
+   * Admits one connection (per-source limits: asked each time); when none
+   * is free, revokes every worker's spare leased slots and asks once more.
+   */
+  async #admit(pid: number, request: AdmissionRequest): Promise<ChannelMessage> {
+    let answer = this.#broker.admit(pid, request);
+    if (!answer.ok && answer.reason === "max_connections") {
+      await this.#revoke("connections", String(request.listener));
+      answer = this.#broker.admit(pid, request);
+    }
+    return { ...answer };
   }
 
   #revoke(kind: LeaseKind, name: string): Promise<void> {
@@ -359,14 +405,18 @@ export class WorkerPool {
       const late = new Promise<undefined>((resolve) => {
         timer = setTimeout(() => resolve(undefined), STATS_TIMEOUT_MS);
       });
+      // The worker gives its spare slots up when it answers: a late answer
+      // still counts (only the waiting is bounded).
+      const given = worker.channel.request(
+        { op: "revoke", kind, listener: name } satisfies RevokeMessage,
+      ).then(
+        (answer) => this.#broker.giveBack(worker.pid, listener, Number(answer.returned) || 0),
+        () => {
+          // Gone: what it held is given back when its exit is seen.
+        },
+      );
       try {
-        const answer = await Promise.race([
-          worker.channel.request({ op: "revoke", kind, listener: name }),
-          late,
-        ]);
-        this.#broker.giveBack(worker.pid, listener, Number(answer?.returned) || 0);
-      } catch {
-        // Gone: what it held is given back when its exit is seen.
+        await Promise.race([given, late]);
       } finally {
         clearTimeout(timer);
       }
@@ -381,7 +431,7 @@ export class WorkerPool {
   #answer(pid: number, message: ChannelMessage): ChannelMessage | Promise<ChannelMessage> | void {
     switch (message.op) {
       case "admit":
-        return { ...this.#broker.admit(pid, message as unknown as AdmissionRequest) };
+        return this.#admit(pid, message as unknown as AdmissionRequest);
       case "lease":
         return this.#lease(pid, message);
       case "return":
@@ -406,6 +456,7 @@ export class WorkerPool {
     this.#broker.forget(worker.pid);
     if (this.#workers.get(worker.number) === worker) this.#workers.delete(worker.number);
     if (this.#stopping) return;
+    void worker.channel.close();
     const how = status.signal ? `killed by ${status.signal}` : `exit code ${status.code}`;
     if (this.#current === undefined) {
       this.#log.error(`Worker ${worker.number} exited during start-up (${how})`, {
@@ -466,7 +517,8 @@ export class WorkerPool {
     this.#stopping = true;
     for (const timer of this.#restartTimers.values()) clearTimeout(timer);
     this.#restartTimers.clear();
-    await Promise.all(this.#restarting);
+    // A worker being restarted is in the set (it was spawned before its
+    // config was sent): one that hangs while starting is killed like the rest.
     const workers = [...this.#workers.values()];
     for (const worker of workers) worker.channel.send({ op: "stop", timeoutMs });
     const killer = setTimeout(() => {
@@ -493,6 +545,7 @@ export class WorkerPool {
     } finally {
       clearTimeout(killer);
     }
+    await Promise.all(this.#restarting);
     for (const worker of workers) await worker.channel.close();
   }
 
@@ -513,14 +566,6 @@ export class WorkerPool {
     }
     return result;
   }
-}
-
-/**
- * The broker's key for a lease: the listener's name for its connections,
- * `slots:NAME` for its `max_concurrent` slots (a name holds no colon).
- */
-function countsKey(kind: LeaseKind, listener: string): string {
-  return kind === "slots" ? `slots:${listener}` : listener;
 }
 
 interface FailureFields {

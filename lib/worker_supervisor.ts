@@ -5,8 +5,14 @@
  * like a `Supervisor` to the daemon's lifecycle: apply (start and reload),
  * listeners, gather (for metrics), links, shutdown.
  *
- * A reload goes to the workers first (they bind what is new), then here;
- * when this side fails, the workers go back to the previous config.
+ * A reload binds every new socket before it closes an old one, even for a
+ * listener that moves between the two sides on the same address (chat
+ * becoming echo): this side's TCP sockets are bound with `SO_REUSEPORT` as
+ * the workers' are. It runs in three steps: this side takes its new
+ * listeners while keeping those that move to the workers; the workers
+ * apply the config (binding what moves to them, closing what moved here);
+ * this side then drops what moved. When the workers fail, this side goes
+ * back to the previous config.
  *
  * @module
  */
@@ -16,13 +22,19 @@ import type { LinkBoard } from "./link_board.ts";
 import {
   type ListenerStatus,
   type ReloadSummary,
+  socketKey,
   Supervisor,
   type SupervisorOptions,
 } from "./supervisor.ts";
 import { WorkerPool, type WorkerPoolOptions } from "./worker_pool.ts";
 import { setCloseOnExec } from "./close_on_exec.ts";
 import type { PassedSockets } from "./socket_activation.ts";
-import { configFor, servedByWorkers, type WorkerReach } from "./worker_config.ts";
+import {
+  configFor,
+  type ConfigForOptions,
+  servedByWorkers,
+  type WorkerReach,
+} from "./worker_config.ts";
 
 /** Options for {@linkcode WorkerSupervisor}. */
 export interface WorkerSupervisorOptions extends SupervisorOptions {
@@ -40,12 +52,15 @@ export class WorkerSupervisor {
   #applied?: Config;
   #passed?: PassedSockets;
   #reach: WorkerReach;
+  #side: ConfigForOptions;
 
   /**
    * @param options the supervisor's options and the number of workers
    */
   constructor(options: WorkerSupervisorOptions) {
-    this.#local = new Supervisor(options);
+    // Bound with SO_REUSEPORT, as the workers' sockets are: a listener
+    // moving between the sides binds its new socket before the old closes.
+    this.#local = new Supervisor({ ...options, reusePort: true });
     this.#services = options.services;
     this.#passed = options.passedSockets;
     // systemd's sockets reach the workers under Deno, whose spawn keeps
@@ -54,8 +69,9 @@ export class WorkerSupervisor {
     const fds = (options.passedSockets?.sockets ?? []).map((socket) => socket.fd);
     const inherits = navigator.userAgent.startsWith("Deno/");
     this.#reach = {
-      fds: inherits && fds.length > 0 && setCloseOnExec(fds, true) === undefined,
+      fds: inherits && fds.length > 0 && setCloseOnExec(fds) === undefined,
     };
+    this.#side = { services: options.services, side: "supervisor", reach: this.#reach };
     this.#pool = new WorkerPool({
       count: options.workers,
       log: options.log,
@@ -96,33 +112,57 @@ export class WorkerSupervisor {
    */
   async apply(config: Config): Promise<ReloadSummary> {
     const first = this.#applied === undefined;
-    let theirs: ReloadSummary;
+    const next = configFor(config, this.#side);
+    const previous = first ? undefined : configFor(this.#applied!, this.#side);
+    // This side's listeners moving to the workers stay until the workers
+    // have bound their sockets.
+    const theirs = new Set(
+      config.listeners.filter((l) => servedByWorkers(l, this.#services, this.#reach))
+        .map(socketKey),
+    );
+    const moving = (previous?.listeners ?? []).filter((l) => l.enabled && theirs.has(socketKey(l)));
+    let mine: ReloadSummary;
     try {
-      theirs = await this.#pool.apply(config);
+      mine = await this.#local.apply(
+        moving.length === 0 ? next : { ...next, listeners: [...next.listeners, ...moving] },
+      );
     } catch (error) {
       if (first) await this.#pool.stop(0);
       throw error;
     }
-    let mine: ReloadSummary;
+    let summary: ReloadSummary;
     try {
-      mine = await this.#local.apply(
-        configFor(config, this.#services, "supervisor", this.#reach),
-      );
+      summary = await this.#pool.apply(config);
     } catch (error) {
-      if (first) await this.#pool.stop(0);
-      else await this.#pool.apply(this.#applied!).catch(() => {});
+      if (first) {
+        await this.#pool.stop(0);
+        await this.#local.shutdown(0);
+      } else {
+        await this.#local.apply(previous!).catch(() => {});
+      }
       throw error;
+    }
+    if (moving.length > 0) {
+      const dropped = await this.#local.apply(next);
+      mine.removed.push(...dropped.removed);
+      // Moved, not kept.
+      mine.kept = mine.kept.filter((name) => !moving.some((l) => l.name === name));
     }
     this.#applied = config;
     this.#passed?.handOver(
       config.listeners.filter((l) => servedByWorkers(l, this.#services, this.#reach))
         .flatMap((l) => l.address.fd === undefined ? [] : [String(l.address.fd)]),
     );
+    // A listener that moved between the sides was added on one and removed
+    // on the other: its socket's address was kept, its settings changed.
+    const added = [...summary.added, ...mine.added];
+    const removed = [...summary.removed, ...mine.removed];
+    const moved = new Set(added.filter((name) => removed.includes(name)));
     return {
-      added: [...theirs.added, ...mine.added],
-      changed: [...theirs.changed, ...mine.changed],
-      kept: [...theirs.kept, ...mine.kept],
-      removed: [...theirs.removed, ...mine.removed],
+      added: added.filter((name) => !moved.has(name)),
+      changed: [...summary.changed, ...mine.changed, ...moved],
+      kept: [...summary.kept, ...mine.kept],
+      removed: removed.filter((name) => !moved.has(name)),
     };
   }
 

@@ -75,6 +75,17 @@ async function echoes(conn: Deno.Conn, text = "hi\n"): Promise<boolean> {
   return decoder.decode(back) === text;
 }
 
+/** Opens `count` connections (kept in `conns`) and says which echoed a line. */
+async function openEchoes(port: number, count: number, conns: Deno.Conn[]): Promise<boolean[]> {
+  const results: boolean[] = [];
+  for (let i = 0; i < count; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.push(conn);
+    results.push(await echoes(conn));
+  }
+  return results;
+}
+
 function closeAll(conns: Deno.Conn[]): void {
   for (const conn of conns) {
     try {
@@ -101,6 +112,26 @@ service = "echo"
 listen = "127.0.0.1:0"
 `;
 
+/** The echo listener with `max_connections = max` (and any more lines). */
+function limitedEcho(max: number, more = ""): string {
+  return `${ECHO}max_connections = ${max}\n${more}`;
+}
+
+/**
+ * Runs `run` on a daemon with 2 workers serving {@linkcode limitedEcho},
+ * once both workers listen.
+ */
+async function echoWorkers(
+  max: number,
+  run: (daemon: Daemon, port: number, path: string) => Promise<void>,
+): Promise<void> {
+  await workerDaemon(limitedEcho(max), async (daemon, path) => {
+    const port = daemon.port("echo");
+    await waitFor(() => daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2);
+    await run(daemon, port, path);
+  });
+}
+
 Deno.test("workers = 2 runs two worker processes that share the port and both serve", async () => {
   await workerDaemon(ECHO, async (daemon) => {
     await waitFor(() => workerPids(daemon).length === 2, 10_000);
@@ -121,27 +152,12 @@ Deno.test("workers = 2 runs two worker processes that share the port and both se
 });
 
 Deno.test("max_connections holds across workers, exactly", async () => {
-  await workerDaemon(
-    `
-[[listener]]
-name = "echo"
-service = "echo"
-listen = "127.0.0.1:0"
-max_connections = 3
-`,
-    async (daemon) => {
-      const port = daemon.port("echo");
-      await waitFor(() =>
-        daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2
-      );
+  await echoWorkers(
+    3,
+    async (daemon, port) => {
       const conns: Deno.Conn[] = [];
       try {
-        const results: boolean[] = [];
-        for (let i = 0; i < 10; i++) {
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-          conns.push(conn);
-          results.push(await echoes(conn));
-        }
+        const results = await openEchoes(port, 10, conns);
         assert.equal(results.filter(Boolean).length, 3, `admitted: ${results}`);
         // One closed: one more is admitted, and no more.
         conns[results.indexOf(true)]!.close();
@@ -163,19 +179,9 @@ max_connections = 3
 });
 
 Deno.test("max_connections holds exactly while workers serve from leased blocks of slots", async () => {
-  await workerDaemon(
-    `
-[[listener]]
-name = "echo"
-service = "echo"
-listen = "127.0.0.1:0"
-max_connections = 40
-`,
-    async (daemon) => {
-      const port = daemon.port("echo");
-      await waitFor(() =>
-        daemon.lines.filter((l) => /Listening on .*worker=/.test(l)).length === 2
-      );
+  await echoWorkers(
+    40,
+    async (daemon, port) => {
       const conns: Deno.Conn[] = [];
       try {
         // 30 served and closed leave both workers with spare leased slots.
@@ -188,12 +194,7 @@ max_connections = 40
         await waitFor(() => closed() === 30);
         // Each of the next 40 is served, whichever worker takes it: a worker
         // whose lease is used up gets the other's spare slots, revoked.
-        const first: boolean[] = [];
-        for (let i = 0; i < 40; i++) {
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-          conns.push(conn);
-          first.push(await echoes(conn));
-        }
+        const first = await openEchoes(port, 40, conns);
         assert.deepEqual(first.filter((ok) => !ok), []);
         let admitted = 0;
         for (let i = 0; i < 16; i++) {
@@ -220,6 +221,35 @@ max_connections = 40
       );
     },
   );
+});
+
+Deno.test("after a reload adds max_per_source, leased spare slots do not block connections", async () => {
+  await echoWorkers(20, async (daemon, port, path) => {
+    const closed = () => daemon.lines.filter((l) => l.includes("Connection closed")).length;
+    // Served and closed: both workers keep spare slots of their leases.
+    for (let i = 0; i < 30; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      assert.ok(await echoes(conn));
+      conn.close();
+    }
+    await waitFor(() => closed() === 30);
+    assert.deepEqual([...servingWorkers(daemon, "echo")].sort(), ["1", "2"]);
+    await Deno.writeTextFile(
+      path,
+      `[daemon]\nworkers = 2\n${limitedEcho(20, "max_per_source = 100\n")}`,
+    );
+    daemon.child.kill("SIGHUP");
+    await daemon.waitForLine(/INFO {2}Reloaded/);
+    // Asked of the supervisor each time now: all 20 are served, whichever worker takes each.
+    const conns: Deno.Conn[] = [];
+    try {
+      const served = await openEchoes(port, 20, conns);
+      assert.equal(served.filter(Boolean).length, 20, `served: ${served}`);
+      assert.deepEqual(await openEchoes(port, 1, conns), [false], "the 21st is refused");
+    } finally {
+      closeAll(conns);
+    }
+  });
 });
 
 Deno.test("max_concurrent holds across workers, exactly", async () => {
@@ -443,6 +473,56 @@ listen = "127.0.0.1:0"
       }
     },
   );
+});
+
+Deno.test("a listener moving between the supervisor and the workers keeps its address bound", async () => {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const text = (service: string) =>
+    `[daemon]\nworkers = 2\n[[listener]]\nname = "a"\nservice = "${service}"\n` +
+    `transport = "tcp"\nlisten = "127.0.0.1:${port}"\n`;
+  await using config = await tempConfig(text("chat"));
+  await using daemon = await spawnDaemon(["-c", config.path]);
+  // Connects over and over while the reloads run: none is refused for want of a socket.
+  let probing = true;
+  let refused = 0;
+  const prober = (async () => {
+    for (let i = 0; probing && i < 100_000; i++) {
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        conn.close();
+      } catch (error) {
+        if (error instanceof Deno.errors.ConnectionRefused) refused++;
+      }
+    }
+  })();
+  try {
+    for (const [service, reloads] of [["echo", 1], ["chat", 2]] as const) {
+      await Deno.writeTextFile(config.path, text(service));
+      daemon.child.kill("SIGHUP");
+      await waitFor(
+        () => daemon.lines.filter((l) => /INFO {2}Reloaded/.test(l)).length === reloads,
+        10_000,
+      );
+      const reloaded = daemon.lines.filter((l) => /INFO {2}Reloaded/.test(l)).at(-1)!;
+      assert.match(reloaded, /added=0 changed=1 kept=0 removed=0/);
+    }
+    // Back with the supervisor: a chat room, one for all.
+    const conns: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 2; i++) conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      const text = decoder.decode(await readBytes(conns[0]!, 8, 5000));
+      assert.match(text, /./);
+    } finally {
+      closeAll(conns);
+    }
+  } finally {
+    probing = false;
+    await prober;
+  }
+  assert.equal(refused, 0);
+  assert.ok(!daemon.lines.some((l) => /refused|AddrInUse|in use/i.test(l) && l.includes("Reload")));
 });
 
 Deno.test("a bad workers value is refused with file, line and key (exit 78)", async () => {
