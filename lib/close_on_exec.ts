@@ -9,10 +9,17 @@
  * @module
  */
 
+import { SharedLibc } from "./libc_loader.ts";
+
 const F_SETFD = 2;
 const F_GETFD = 1;
 const FD_CLOEXEC = 1;
-const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
+// Opened around each call (lib/libc_loader.ts: no prompt, glibc or musl;
+// plain calls, so the offline executable's FFI shim does too).
+const FCNTL = new SharedLibc(
+  { fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" } },
+  { pointers: false },
+);
 
 /**
  * Sets FD_CLOEXEC on each descriptor.
@@ -35,32 +42,21 @@ export function clearCloseOnExec(fds: readonly number[]): string | undefined {
 
 function changeCloseOnExec(fds: readonly number[], { on }: { on: boolean }): string | undefined {
   if (fds.length === 0) return undefined;
-  let library: Deno.DynamicLibrary<{ fcntl: { parameters: ["i32", "i32", "i32"]; result: "i32" } }>;
-  let lastError: unknown;
-  for (const name of LIBC_NAMES) {
-    try {
-      library = Deno.dlopen(name, {
-        fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-      });
-    } catch (error) {
-      lastError = error;
-      continue;
-    }
-    try {
-      const failed: number[] = [];
-      for (const fd of fds) {
-        const flags = library.symbols.fcntl(fd, F_GETFD, 0);
-        const wanted = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
-        if (flags < 0 || library.symbols.fcntl(fd, F_SETFD, wanted) < 0) {
-          failed.push(fd);
-        }
+  const library = FCNTL.acquire();
+  if (typeof library === "string") return `cannot call fcntl: ${library}`;
+  try {
+    const failed: number[] = [];
+    for (const fd of fds) {
+      const flags = library.symbols.fcntl(fd, F_GETFD, 0);
+      const wanted = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+      if (flags < 0 || library.symbols.fcntl(fd, F_SETFD, wanted) < 0) {
+        failed.push(fd);
       }
-      return failed.length === 0 ? undefined : `fcntl failed on descriptor(s) ${failed.join(", ")}`;
-    } finally {
-      library.close();
     }
+    return failed.length === 0 ? undefined : `fcntl failed on descriptor(s) ${failed.join(", ")}`;
+  } finally {
+    FCNTL.release();
   }
-  return `cannot call fcntl: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
 }
 
 /**

@@ -11,8 +11,13 @@
  * `--allow-ffi`) {@linkcode directSocket} returns undefined and callers
  * keep the portable path.
  *
+ * `SWITCHBOARD_TCP=portable` in the environment turns it off for the
+ * process.
+ *
  * @module
  */
+
+import { SharedLibc } from "./libc_loader.ts";
 
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
@@ -24,21 +29,29 @@ let fdSymbol: symbol | undefined;
 
 function loadSend(): Send | null {
   try {
-    if (Deno.build.os !== "linux" || typeof Deno.dlopen !== "function") return null;
-    // Never a permission prompt: only when FFI is already granted.
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-    const libc = Deno.dlopen("libc.so.6", {
-      send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-    });
-    return libc.symbols.send as unknown as Send;
+    if (Deno.env.get("SWITCHBOARD_TCP") === "portable") return null;
   } catch {
-    return null;
+    // No env permission: not forced.
   }
+  // lib/libc_loader.ts: never a permission prompt, glibc or musl.
+  const library = new SharedLibc({
+    send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  }).acquire();
+  return typeof library === "string" ? null : library.symbols.send as unknown as Send;
 }
 
 // Loaded with the module, not on first use: the library stays open for the
 // life of the process (and the test sanitizers see no library opened mid-test).
 const send: Send | null = loadSend();
+
+/**
+ * Whether this process has the direct path at all (FFI, libc, and not
+ * `SWITCHBOARD_TCP=portable`, read when the module loads).
+ * @returns true when {@linkcode directSocket} can return a sender
+ */
+export function directSendAvailable(): boolean {
+  return send !== null;
+}
 
 /** Deno keeps a TCP connection's descriptor under an internal symbol. */
 function findFdSymbol(conn: object): symbol | null {

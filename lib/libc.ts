@@ -9,7 +9,7 @@
  * @module
  */
 
-const LIBC_NAMES = ["libc.so.6"];
+import { type Libc, SharedLibc } from "./libc_loader.ts";
 
 const SYMBOLS = {
   posix_spawn: {
@@ -52,11 +52,10 @@ const SYMBOLS = {
     nonblocking: true,
   },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 /** The C functions this program calls, as Deno's FFI binds them. */
-export type LibC = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+export type LibC = Libc<typeof SYMBOLS>["symbols"];
 
 /** The C library and a way to read `errno` of the calling (JS) thread. */
 export interface LibCHandle {
@@ -89,35 +88,17 @@ export function disableLibC(off: boolean): void {
 }
 
 function open(): LibCHandle | null {
-  // bun's Deno adapter maps dlopen onto bun:ffi, which has neither pointer
-  // views nor nonblocking calls.
-  if ("Bun" in globalThis) return null;
-  if (typeof Deno.dlopen !== "function" || typeof Deno.UnsafePointerView !== "function") {
-    return null;
-  }
   try {
-    // Never a permission prompt: without --allow-ffi, the portable path.
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
     const asked = Deno.permissions.querySync({ name: "env", variable: "SWITCHBOARD_SPAWN" });
     if (asked.state === "granted" && Deno.env.get("SWITCHBOARD_SPAWN") === "portable") return null;
   } catch {
     return null;
   }
-  for (const name of LIBC_NAMES) {
-    try {
-      const library = Deno.dlopen(name, SYMBOLS);
-      const where = library.symbols.__errno_location();
-      if (where === null) {
-        library.close();
-        return null;
-      }
-      const view = new Deno.UnsafePointerView(where);
-      return { symbols: library.symbols, errno: () => view.getInt32() };
-    } catch {
-      // Not there, or a symbol is missing (an old or a different libc).
-    }
-  }
-  return null;
+  // Kept for the life of the process (lib/libc_loader.ts: no prompt, no FFI
+  // in the offline executable). glibc only: native_spawn.ts sizes its
+  // opaque types and flags (POSIX_SPAWN_SETSID) after glibc's.
+  const library = new SharedLibc(SYMBOLS, { names: ["libc.so.6"] }).acquire();
+  return typeof library === "string" ? null : library;
 }
 
 const opened: LibCHandle | null = open();

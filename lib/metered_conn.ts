@@ -13,13 +13,27 @@ const DONE: Promise<void> = Promise.resolve();
 /** The parts of a Deno connection the wrapper uses. */
 export type RawConn = Pick<Deno.Conn, "read" | "write" | "closeWrite" | "close" | "localAddr">;
 
+/** How a {@linkcode MeteredConn} is made, beyond the connection and the peer's address. */
+export interface MeteredConnOptions {
+  /** The local address to report @default {conn.localAddr} */
+  localAddr?: Deno.NetAddr;
+  /**
+   * Send at once with `send(2)` on the connection's descriptor when the
+   * socket takes the bytes (lib/direct_send.ts). Only for a caller that
+   * owns the raw connection and closes it through this wrapper alone: a
+   * descriptor closed behind its back may belong to another socket by the
+   * next write. @default {false}
+   */
+  direct?: boolean;
+}
+
 /** A counted, idempotently closable connection handed to stream handlers. */
 export class MeteredConn implements Connection {
   #conn: RawConn;
   #closed = false;
   #readable?: ReadableStream<Uint8Array<ArrayBuffer>>;
   #writable?: WritableStream<Uint8Array>;
-  /** A plain TCP socket's send-now path (lib/direct_send.ts), when there is one. */
+  /** A plain TCP socket's send-now path (lib/direct_send.ts), when asked for; cleared on close. */
   #direct?: DirectSend;
   /** Async writes not yet settled: direct sends wait for them (order). */
   #writing = 0;
@@ -37,13 +51,29 @@ export class MeteredConn implements Connection {
   /**
    * @param conn the accepted connection
    * @param remoteAddr the peer's normalised address (behind a load balancer: the client's)
-   * @param localAddr the local address to report @default {conn.localAddr}
+   * @param local the local address to report @default {conn.localAddr}
    */
-  constructor(conn: RawConn, remoteAddr: Deno.NetAddr, localAddr?: Deno.NetAddr) {
+  constructor(conn: RawConn, remoteAddr: Deno.NetAddr, local?: Deno.NetAddr);
+  /**
+   * @param conn the accepted connection
+   * @param remoteAddr the peer's normalised address (behind a load balancer: the client's)
+   * @param options the local address, and whether to send directly
+   */
+  constructor(conn: RawConn, remoteAddr: Deno.NetAddr, options: MeteredConnOptions);
+  constructor(
+    conn: RawConn,
+    remoteAddr: Deno.NetAddr,
+    local?: Deno.NetAddr | MeteredConnOptions,
+  ) {
+    const options: MeteredConnOptions = local === undefined
+      ? {}
+      : "transport" in local
+      ? { localAddr: local as Deno.NetAddr }
+      : local;
     this.#conn = conn;
     this.remoteAddr = remoteAddr;
-    this.localAddr = localAddr ?? conn.localAddr as Deno.NetAddr;
-    this.#direct = directSocket(conn);
+    this.localAddr = options.localAddr ?? conn.localAddr as Deno.NetAddr;
+    if (options.direct === true) this.#direct = directSocket(conn);
   }
 
   /** Whether {@linkcode MeteredConn.close} was called. */
@@ -97,8 +127,9 @@ export class MeteredConn implements Connection {
   }
 
   /**
-   * Writes what the socket takes right now, without waiting (under `deno
-   * run` with FFI; elsewhere always 0), counted.
+   * Writes what the socket takes right now, without waiting (a connection
+   * made with `direct: true`, under `deno run` with FFI; elsewhere always
+   * 0), counted.
    * @param p the bytes
    * @returns how many went: 0 when the socket would block, failed, an async
    *   write is pending, the connection is closed or there is no direct path
@@ -192,6 +223,8 @@ export class MeteredConn implements Connection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // The descriptor may be reused by the next socket opened.
+    this.#direct = undefined;
     try {
       this.#conn.close();
     } catch {

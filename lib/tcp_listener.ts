@@ -417,7 +417,9 @@ export class TcpListener implements RunningListener {
     }
     this.#stats.accepted++;
     this.#active++;
-    const wire = new MeteredConn(conn, { transport: "tcp", hostname, port: raw.port });
+    const wire = new MeteredConn(conn, { transport: "tcp", hostname, port: raw.port }, {
+      direct: true,
+    });
     const tracked: Tracked = {
       conn: wire,
       wire,
