@@ -17,7 +17,15 @@
  * @module
  */
 
-import ipaddr from "ipaddr.js";
+import { ffiUnavailable, type Libc, osError, SharedLibc } from "./libc_loader.ts";
+import {
+  AF_INET6,
+  bindAddress,
+  DestinationAddresses,
+  SOCKADDR_ROOM as NAME,
+  sockaddrLength,
+  SourceAddresses,
+} from "./sockaddr.ts";
 
 /** Datagrams taken per `recvmmsg`. */
 export const RECEIVE_BATCH = 32;
@@ -29,16 +37,7 @@ const SLOT = 65536;
 const ARENA = 4 * SLOT;
 // Sends waiting for socket buffer space beyond this are refused.
 const MAX_BACKLOG = 16384;
-// IPv6 destinations remembered as address words (IPv4 is parsed each time, without allocating).
-const MAX_ADDRESSES = 64;
-// Sources remembered as ready-made addresses, in a direct-mapped table: a
-// flood of new sources replaces entries while they are young (a Map of
-// thousands kept them long enough to reach V8's old generation: +30 MiB
-// RSS for 40,000 sources).
-const SOURCE_SLOTS = 256;
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
@@ -55,10 +54,6 @@ const EAGAIN = 11;
 // struct mmsghdr on LP64 Linux: msghdr (name 0, namelen 8, iov 16,
 // iovlen 24, control 32, controllen 40, flags 48) then msg_len at 56.
 const HEADER = 64;
-// Room for a sockaddr_in6 (28 bytes).
-const NAME = 32;
-
-const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -81,22 +76,14 @@ const SYMBOLS = {
   },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  strerror: { parameters: ["i32"], result: "pointer" },
-  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-
-interface Loaded {
-  library?: Deno.DynamicLibrary<typeof SYMBOLS>;
-  errno?: () => number;
-  reason?: string;
-}
+/** The C calls a socket makes, as the shared loader binds them. */
+export type MmsgLibc = Libc<typeof SYMBOLS>;
 
 // Opened while a socket uses it (Deno's test sanitizers count a library as
 // a resource), closed with the last one.
-let loaded: Loaded | undefined;
-let users = 0;
+const LIBC = new SharedLibc(SYMBOLS);
 
 function unavailable(): string | undefined {
   try {
@@ -104,46 +91,16 @@ function unavailable(): string | undefined {
   } catch {
     // No env permission: not forced.
   }
-  const d = Deno as unknown as Record<string, unknown>;
-  if ((globalThis as { Bun?: unknown }).Bun !== undefined) {
-    return "this runtime's FFI has no non-blocking calls";
-  }
-  if (typeof d.dlopen !== "function" || typeof d.UnsafePointer !== "function") {
-    return "no Deno FFI";
-  }
-  if (Deno.build.os !== "linux" || !["x86_64", "aarch64"].includes(Deno.build.arch)) {
+  const reason = ffiUnavailable();
+  if (reason !== undefined) return reason;
+  if (!["x86_64", "aarch64"].includes(Deno.build.arch)) {
     return `no recvmmsg layout for ${Deno.build.os}/${Deno.build.arch}`;
   }
   return undefined;
 }
 
-function acquire(): Loaded {
-  if (loaded?.library) {
-    users++;
-    return loaded;
-  }
-  const reason = unavailable();
-  if (reason) return { reason };
-  let lastError: unknown;
-  for (const name of LIBC_NAMES) {
-    try {
-      const library = Deno.dlopen(name, SYMBOLS);
-      const view = new Deno.UnsafePointerView(library.symbols.__errno_location()!);
-      users = 1;
-      return loaded = { library, errno: () => view.getInt32() };
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  return {
-    reason: `cannot load libc: ${lastError instanceof Error ? lastError.message : lastError}`,
-  };
-}
-
-function release(): void {
-  if (--users > 0 || !loaded?.library) return;
-  loaded.library.close();
-  loaded = undefined;
+function acquire(): MmsgLibc | string {
+  return unavailable() ?? LIBC.acquire();
 }
 
 /**
@@ -151,9 +108,10 @@ function release(): void {
  * @returns the reason, e.g. `no Deno FFI`
  */
 export function mmsgUnavailable(): string | undefined {
-  const { reason } = acquire();
-  if (reason === undefined) release();
-  return reason;
+  const libc = acquire();
+  if (typeof libc === "string") return libc;
+  LIBC.release();
+  return undefined;
 }
 
 function address(buffer: Uint8Array, offset = 0): number {
@@ -165,108 +123,12 @@ function setPointer(words: Uint32Array, index: number, pointer: number): void {
   words[index + 1] = Math.floor(pointer / 0x1_0000_0000);
 }
 
-function osError(libc: Libc, code: number): Error {
-  let text = `error ${code}`;
-  try {
-    text = new Deno.UnsafePointerView(libc.strerror(code)!).getCString();
-  } catch {
-    // Keep the number.
-  }
-  const message = `${text} (os error ${code})`;
-  switch (code) {
-    case 9:
-      return new Deno.errors.BadResource(message);
-    case 1:
-    case 13:
-      return new Deno.errors.PermissionDenied(message);
-    case 98:
-      return new Deno.errors.AddrInUse(message);
-    case 99:
-      return new Deno.errors.AddrNotAvailable(message);
-    case 101:
-    case 113:
-      return new Deno.errors.NetworkUnreachable(message);
-    case 111:
-      return new Deno.errors.ConnectionRefused(message);
-    default:
-      return new Error(message);
-  }
+function failure(libc: MmsgLibc, code: number): Error {
+  return osError(code, libc.strerror(code));
 }
 
 function badResource(): Error {
   return new Deno.errors.BadResource("Bad resource ID");
-}
-
-/**
- * IPv6 text as Deno prints it (Rust's `Ipv6Addr`): lower-case hex, the
- * longest run of two or more zero groups (the first of equals) as `::`,
- * and `::ffff:a.b.c.d` for IPv4-mapped addresses.
- * @param bytes the 16 address bytes
- * @param offset where they start in `bytes`
- * @returns the text
- */
-export function formatIPv6(bytes: Uint8Array, offset = 0): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push(bytes[offset + 2 * i]! << 8 | bytes[offset + 2 * i + 1]!);
-  if (
-    groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 &&
-    groups[4] === 0 && groups[5] === 0xffff
-  ) {
-    const o = offset + 12;
-    return `::ffff:${bytes[o]}.${bytes[o + 1]}.${bytes[o + 2]}.${bytes[o + 3]}`;
-  }
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (from: number, to: number): string =>
-    groups.slice(from, to).map((g) => g.toString(16)).join(":");
-  if (bestLength < 2) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
-}
-
-/** One destination's address as big-endian 32-bit words: 1 (AF_INET) or 4 (AF_INET6, IPv4 mapped). */
-type Destination = number[];
-
-/**
- * An IPv4 dotted quad as a number, without allocating.
- * @param text the hostname
- * @returns the address, or -1 when `text` is not `a.b.c.d`
- */
-function dottedQuad(text: string): number {
-  let value = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || dots === 3) return -1;
-      value = value * 256 + part;
-      part = 0;
-      digits = 0;
-      dots++;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      part = part * 10 + c - 48;
-      digits++;
-      if (part > 255) return -1;
-    } else {
-      return -1;
-    }
-  }
-  if (dots !== 3 || digits === 0) return -1;
-  return value * 256 + part;
 }
 
 /**
@@ -282,7 +144,8 @@ export class MmsgSocket {
   readonly addr: Deno.NetAddr;
   /** Bytes handed to the kernel so far. */
   bytesOut = 0;
-  readonly #libc: Libc;
+  readonly #handle: MmsgLibc;
+  readonly #libc: MmsgLibc["symbols"];
   readonly #errno: () => number;
   readonly #fd: number;
   readonly #family: number;
@@ -297,8 +160,7 @@ export class MmsgSocket {
   readonly #recvNameView = new DataView(this.#recvNames.buffer);
   readonly #slots = new Uint8Array(RECEIVE_BATCH * SLOT);
   #count = 0;
-  #sourceKeys: (number | string | undefined)[] = new Array(SOURCE_SLOTS).fill(undefined);
-  #sourceAddrs: (Deno.NetAddr | undefined)[] = new Array(SOURCE_SLOTS).fill(undefined);
+  readonly #sources = new SourceAddresses();
 
   // Sending.
   readonly #sendHeaders = new Uint8Array(SEND_BATCH * HEADER);
@@ -314,7 +176,7 @@ export class MmsgSocket {
   #rejecters: ((error: unknown) => void)[] = [];
   #lengths: number[] = [];
   #flushQueued = false;
-  #destinations = new Map<string, Destination>();
+  readonly #destinations: DestinationAddresses;
   // Sends waiting for buffer space (EAGAIN), sent one by one off the main thread.
   #backlog: {
     data: Uint8Array;
@@ -326,17 +188,20 @@ export class MmsgSocket {
   #inFlight = 0;
   #idle?: PromiseWithResolvers<void>;
 
-  private constructor(libc: Libc, errno: () => number, fd: number, family: number) {
+  private constructor(handle: MmsgLibc, fd: number, family: number) {
+    const libc = handle.symbols;
+    this.#handle = handle;
     this.#libc = libc;
-    this.#errno = errno;
+    this.#errno = handle.errno;
     this.#fd = fd;
     this.#family = family;
+    this.#destinations = new DestinationAddresses(family);
     const name = new Uint8Array(NAME);
     const length = new Uint32Array([NAME]);
     if (libc.getsockname(fd, name, new Uint8Array(length.buffer)) < 0) {
-      throw osError(libc, errno());
+      throw failure(handle, handle.errno());
     }
-    this.addr = this.#netAddr(name, 0);
+    this.addr = this.#sources.read(name, new DataView(name.buffer), 0);
     const slots = address(this.#slots);
     const names = address(this.#recvNames);
     const iov = new Uint32Array(RECEIVE_BATCH * 4);
@@ -370,40 +235,32 @@ export class MmsgSocket {
    * @param options the IP literal, port (0: any free port), and
    *   `reuseAddress` (SO_REUSEADDR and SO_REUSEPORT, as Deno's option:
    *   processes sharing a port)
+   * @param interpose for tests only: wraps the C calls (to make `sendmmsg`
+   *   report EAGAIN, which loopback UDP never does)
    * @returns the socket, or undefined when FFI cannot be used or the bind
    *   failed (the caller binds with Deno then, which reports the error as
    *   Deno does)
    */
   static bind(
     options: { hostname: string; port: number; reuseAddress?: boolean },
+    interpose?: (libc: MmsgLibc) => MmsgLibc,
   ): MmsgSocket | undefined {
-    let parsed: ipaddr.IPv4 | ipaddr.IPv6;
-    try {
-      parsed = ipaddr.parse(options.hostname);
-    } catch {
-      return undefined;
-    }
-    const { library, errno } = acquire();
-    if (!library || !errno) return undefined;
-    const libc = library.symbols;
-    const v6 = parsed.kind() === "ipv6";
-    const family = v6 ? AF_INET6 : AF_INET;
+    const bound = bindAddress(options.hostname, options.port);
+    if (bound === undefined) return undefined;
+    const acquired = acquire();
+    if (typeof acquired === "string") return undefined;
+    const handle = interpose ? interpose(acquired) : acquired;
+    const libc = handle.symbols;
+    const { family, name } = bound;
     const fd = libc.socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      release();
+      LIBC.release();
       return undefined;
     }
     try {
-      const name = new Uint8Array(NAME);
-      const view = new DataView(name.buffer);
-      view.setUint16(0, family, true);
-      view.setUint16(2, options.port, false);
-      if (v6) {
-        name.set((parsed as ipaddr.IPv6).toByteArray(), 8);
+      if (family === AF_INET6) {
         const zero = new Uint8Array(4);
         if (libc.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, zero, 4) < 0) throw new Error("v6only");
-      } else {
-        name.set(parsed.toByteArray(), 4);
       }
       if (options.reuseAddress) {
         const one = new Uint8Array(new Int32Array([1]).buffer);
@@ -411,51 +268,13 @@ export class MmsgSocket {
           if (libc.setsockopt(fd, SOL_SOCKET, option, one, 4) < 0) throw new Error("reuse");
         }
       }
-      if (libc.bind(fd, name, v6 ? 28 : 16) < 0) throw new Error("bind");
-      return new MmsgSocket(libc, errno, fd, family);
+      if (libc.bind(fd, name, sockaddrLength(family)) < 0) throw new Error("bind");
+      return new MmsgSocket(handle, fd, family);
     } catch {
       libc.close(fd);
-      release();
+      LIBC.release();
       return undefined;
     }
-  }
-
-  #netAddr(names: Uint8Array, offset: number): Deno.NetAddr {
-    const view = names === this.#recvNames ? this.#recvNameView : new DataView(names.buffer);
-    const family = view.getUint16(offset, true);
-    const port = view.getUint16(offset + 2, false);
-    if (family === AF_INET) {
-      const ip = view.getUint32(offset + 4, false);
-      const key = ip * 65536 + port;
-      const slot = (ip ^ port ^ ip >>> 8) & (SOURCE_SLOTS - 1);
-      if (this.#sourceKeys[slot] === key) return this.#sourceAddrs[slot]!;
-      const o = offset + 4;
-      const hostname = `${names[o]}.${names[o + 1]}.${names[o + 2]}.${names[o + 3]}`;
-      return this.#remember(slot, key, hostname, port);
-    }
-    const low = view.getUint32(offset + 20);
-    let key: number | string;
-    if (
-      view.getUint32(offset + 8) === 0 && view.getUint32(offset + 12) === 0 &&
-      view.getUint32(offset + 16) === 0xffff
-    ) {
-      key = -(low * 65536 + port) - 1;
-    } else {
-      key = `${view.getUint32(offset + 8)},${view.getUint32(offset + 12)},${
-        view.getUint32(offset + 16)
-      },${low},${port}`;
-    }
-    const slot = (low ^ port ^ low >>> 8) & (SOURCE_SLOTS - 1);
-    if (this.#sourceKeys[slot] === key) return this.#sourceAddrs[slot]!;
-    return this.#remember(slot, key, formatIPv6(names, offset + 8), port);
-  }
-
-  #remember(slot: number, key: number | string, hostname: string, port: number): Deno.NetAddr {
-    // Null-prototype, as the objects Deno's own receive returns.
-    const addr = { __proto__: null, transport: "udp", hostname, port } as unknown as Deno.NetAddr;
-    this.#sourceKeys[slot] = key;
-    this.#sourceAddrs[slot] = addr;
-    return addr;
   }
 
   /**
@@ -474,7 +293,7 @@ export class MmsgSocket {
     if (n < 0) {
       const code = this.#errno();
       if (code === EINTR) return 0;
-      if (code !== EAGAIN) throw osError(this.#libc, code);
+      if (code !== EAGAIN) throw failure(this.#handle, code);
     }
     return this.#wait();
   }
@@ -517,62 +336,7 @@ export class MmsgSocket {
    *   by datagrams from the same source; do not change it)
    */
   from(i: number): Deno.NetAddr {
-    return this.#netAddr(this.#recvNames, i * NAME);
-  }
-
-  #destination(hostname: string): Destination {
-    let found = this.#destinations.get(hostname);
-    if (found !== undefined) return found;
-    const parsed = ipaddr.parse(hostname);
-    let bytes: number[];
-    if (this.#family === AF_INET6) {
-      const v6 = parsed.kind() === "ipv6"
-        ? parsed as ipaddr.IPv6
-        : (parsed as ipaddr.IPv4).toIPv4MappedAddress();
-      bytes = v6.toByteArray();
-    } else {
-      const v4 = parsed.kind() === "ipv4"
-        ? parsed as ipaddr.IPv4
-        : (parsed as ipaddr.IPv6).isIPv4MappedAddress()
-        ? (parsed as ipaddr.IPv6).toIPv4Address()
-        : undefined;
-      if (!v4) {
-        throw new Deno.errors.InvalidData(`Cannot send to ${hostname} from an IPv4 socket`);
-      }
-      bytes = v4.toByteArray();
-    }
-    if (this.#destinations.size >= MAX_ADDRESSES) this.#destinations.clear();
-    found = [];
-    for (let i = 0; i < bytes.length; i += 4) {
-      found.push(
-        (bytes[i]! << 24 | bytes[i + 1]! << 16 | bytes[i + 2]! << 8 | bytes[i + 3]!) >>> 0,
-      );
-    }
-    this.#destinations.set(hostname, found);
-    return found;
-  }
-
-  #writeName(names: DataView, offset: number, to: Deno.NetAddr): number {
-    const v4 = dottedQuad(to.hostname);
-    names.setUint32(offset, this.#family | to.port << 24 | (to.port >> 8) << 16, true);
-    if (this.#family === AF_INET6) {
-      names.setUint32(offset + 4, 0);
-      if (v4 >= 0) {
-        names.setUint32(offset + 8, 0);
-        names.setUint32(offset + 12, 0);
-        names.setUint32(offset + 16, 0xffff);
-        names.setUint32(offset + 20, v4);
-      } else {
-        const words = this.#destination(to.hostname);
-        for (let i = 0; i < 4; i++) names.setUint32(offset + 8 + 4 * i, words[i]!);
-      }
-      names.setUint32(offset + 24, 0);
-      return 28;
-    }
-    names.setUint32(offset + 4, v4 >= 0 ? v4 : this.#destination(to.hostname)[0]!);
-    names.setUint32(offset + 8, 0);
-    names.setUint32(offset + 12, 0);
-    return 16;
+    return this.#sources.read(this.#recvNames, this.#recvNameView, i * NAME);
   }
 
   /**
@@ -596,7 +360,7 @@ export class MmsgSocket {
     const i = this.#queued;
     let nameLength: number;
     try {
-      nameLength = this.#writeName(this.#sendNameView, i * NAME, to);
+      nameLength = this.#destinations.write(this.#sendNameView, i * NAME, to);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -646,7 +410,7 @@ export class MmsgSocket {
         break;
       }
       // The first datagram failed (an unreachable destination…): report it, go on.
-      this.#settle(done, osError(libc, code));
+      this.#settle(done, failure(this.#handle, code));
       done++;
     }
     if (blocked) {
@@ -698,7 +462,7 @@ export class MmsgSocket {
     }
     const name = new Uint8Array(NAME);
     try {
-      this.#writeName(new DataView(name.buffer), 0, to);
+      this.#destinations.write(new DataView(name.buffer), 0, to);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -728,7 +492,7 @@ export class MmsgSocket {
           continue;
         }
         setPointer(words, 0, address(item.name));
-        words[2] = this.#family === AF_INET6 ? 28 : 16;
+        words[2] = sockaddrLength(this.#family);
         setPointer(iov, 0, address(item.data));
         iov[2] = item.data.length;
         const n = await this.#libc.sendmmsg_wait(this.#fd, header, 1, 0);
@@ -776,6 +540,6 @@ export class MmsgSocket {
     if (!this.#closed || this.#released || this.#threadCalls > 0) return;
     this.#released = true;
     this.#libc.close(this.#fd);
-    release();
+    LIBC.release();
   }
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { formatIPv6, MmsgSocket, mmsgUnavailable, RECEIVE_BATCH } from "../lib/udp_mmsg.ts";
+import { MmsgSocket, mmsgUnavailable, RECEIVE_BATCH } from "../lib/udp_mmsg.ts";
+import { formatIPv6 } from "../lib/sockaddr.ts";
 import { bindUdp } from "../lib/udp_listener.ts";
 import { defineService, type Service } from "../lib/service.ts";
 import { SERVICES } from "../handlers/mod.ts";
