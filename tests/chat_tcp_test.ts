@@ -309,7 +309,7 @@ Deno.test("chat over TCP: the lines of one read reach each member in one write o
   for (let i = 0; i < 3; i++) {
     const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
     const accepted = await listener.accept();
-    const server = new RecordingConn(accepted, accepted.remoteAddr);
+    const server = new RecordingConn(accepted, accepted.remoteAddr, { direct: true });
     if (i === 2) server.fill = 8;
     const served = serveChatConnection(server, {
       signal: controller.signal,

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { MmsgSocket, mmsgUnavailable, RECEIVE_BATCH } from "../lib/udp_mmsg.ts";
-import { formatIPv6 } from "../lib/sockaddr.ts";
 import { bindUdp } from "../lib/udp_listener.ts";
 import { defineService, type Service } from "../lib/service.ts";
 import { SERVICES } from "../handlers/mod.ts";
@@ -76,30 +75,6 @@ Deno.test("reuseAddress lets two sockets share a port, on both paths", () => {
       Deno.env.delete("SWITCHBOARD_UDP");
     }
   }
-});
-
-Deno.test("IPv6 text is written as Deno writes it", () => {
-  const bytes = (text: string): Uint8Array => {
-    const groups = text.split(":").map((g) => parseInt(g, 16));
-    const out = new Uint8Array(16);
-    groups.forEach((g, i) => {
-      out[2 * i] = g >> 8;
-      out[2 * i + 1] = g & 0xff;
-    });
-    return out;
-  };
-  const cases: [string, string][] = [
-    ["0:0:0:0:0:0:0:0", "::"],
-    ["0:0:0:0:0:0:0:1", "::1"],
-    ["1:0:0:0:0:0:0:0", "1::"],
-    ["2001:db8:0:0:0:0:0:1", "2001:db8::1"],
-    ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
-    ["2001:0:0:1:0:0:0:1", "2001:0:0:1::1"],
-    ["1:0:0:2:0:0:3:4", "1::2:0:0:3:4"],
-    ["fe80:0:0:0:abcd:ef01:2345:6789", "fe80::abcd:ef01:2345:6789"],
-    ["0:0:0:0:0:ffff:c000:280", "::ffff:192.0.2.128"],
-  ];
-  for (const [groups, text] of cases) assert.equal(formatIPv6(bytes(groups)), text, groups);
 });
 
 Deno.test("sources read as Deno reads them: IPv4, IPv4-mapped on a dual-stack socket, IPv6", async () => {
@@ -205,6 +180,120 @@ Deno.test("a send that cannot be addressed rejects without stopping the others",
   } finally {
     fast.close();
     peer.close();
+  }
+});
+
+/**
+ * A socket whose C calls are interposed: the first `fail` non-blocking
+ * `sendmmsg` calls report EAGAIN, and each blocking `sendmmsg` (the drain)
+ * waits for `release()` before it runs. Loopback UDP never reports EAGAIN
+ * (the kernel frees a datagram's send buffer as it hands it over, and drops
+ * what the receiver has no room for), so the backlog is reached this way.
+ */
+function stallingSocket(fail: number): {
+  socket: MmsgSocket;
+  drains: () => number;
+  release: () => void;
+} {
+  let failed = false;
+  let drains = 0;
+  let gate = Promise.withResolvers<void>();
+  const socket = MmsgSocket.bind({ hostname: "127.0.0.1", port: 0 }, (libc) => ({
+    ...libc,
+    errno: () => {
+      if (!failed) return libc.errno();
+      failed = false;
+      return 11; // EAGAIN
+    },
+    symbols: {
+      ...libc.symbols,
+      sendmmsg: (fd, headers, count, flags) => {
+        failed = fail > 0;
+        if (fail-- > 0) return -1;
+        return libc.symbols.sendmmsg(fd, headers, count, flags);
+      },
+      sendmmsg_wait: async (fd, headers, count, flags) => {
+        drains++;
+        await gate.promise;
+        return await libc.symbols.sendmmsg_wait(fd, headers, count, flags);
+      },
+    },
+  }));
+  assert.ok(socket, `FFI socket: ${mmsgUnavailable() ?? "bind failed"}`);
+  return {
+    socket,
+    drains: () => drains,
+    release: () => {
+      gate.resolve();
+      gate = Promise.withResolvers<void>();
+      gate.resolve();
+    },
+  };
+}
+
+Deno.test("a send the socket has no room for waits in the backlog and leaves in order; sends meanwhile join it", async () => {
+  const { socket, drains, release } = stallingSocket(1);
+  const peer = bindOrSkip("127.0.0.1");
+  try {
+    const to = peer.addr;
+    const first = ["a", "b", "c"].map((text) => socket.send(encoder.encode(text), to));
+    socket.flush(); // EAGAIN: all three go to the backlog, drained one by one
+    assert.equal(drains(), 1, "the drain started");
+    const during = ["d", "e"].map((text) => socket.send(encoder.encode(text), to));
+    socket.flush(); // nothing queued: the drain owns the socket
+    let allSent = false;
+    const sent = socket.allSent().then(() => allSent = true);
+    await Promise.resolve();
+    assert.equal(allSent, false, "held by the drain");
+    release();
+    assert.deepEqual(await Promise.all([...first, ...during]), [1, 1, 1, 1, 1]);
+    await sent;
+    assert.equal(socket.bytesOut, 5);
+    const got: string[] = [];
+    for (let i = 0; i < 10 && got.length < 5; i++) {
+      const n = await receiveSome(peer);
+      for (let j = 0; j < n; j++) got.push(decoder.decode(peer.data(j)));
+    }
+    assert.deepEqual(got, ["a", "b", "c", "d", "e"]);
+    // Drained: sends go by sendmmsg again.
+    assert.equal(await socket.send(encoder.encode("f"), to), 1);
+    assert.equal(drains(), 5);
+  } finally {
+    socket.close();
+    peer.close();
+  }
+});
+
+Deno.test("close during a drain refuses the backlog, settles allSent, and closes the descriptor after the drain", async () => {
+  const { socket, release } = stallingSocket(1);
+  const to = { transport: "udp", hostname: "127.0.0.1", port: 9 } as const;
+  const backlog = ["a", "b", "c"].map((text) => socket.send(encoder.encode(text), to));
+  socket.flush();
+  const allSent = socket.allSent();
+  socket.close();
+  await assert.rejects(socket.send(encoder.encode("late"), to), Deno.errors.BadResource);
+  // The datagram on the (stalled) worker thread finds the socket shut down.
+  release();
+  for (const send of backlog) await assert.rejects(send, Deno.errors.BadResource);
+  await allSent;
+  assert.equal(socket.bytesOut, 0);
+  // The sanitizers check the rest: no library and no descriptor left open.
+});
+
+Deno.test("the backlog is bounded: beyond it a send rejects with WouldBlock", async () => {
+  const { socket, release } = stallingSocket(1);
+  const to = { transport: "udp", hostname: "127.0.0.1", port: 9 } as const;
+  const byte = new Uint8Array(1);
+  const sends: Promise<number>[] = [];
+  try {
+    sends.push(socket.send(byte, to));
+    socket.flush(); // the drain takes this one to its worker thread
+    for (let i = 0; i < 16384; i++) sends.push(socket.send(byte, to));
+    await assert.rejects(socket.send(byte, to), Deno.errors.WouldBlock);
+  } finally {
+    socket.close();
+    release();
+    await Promise.allSettled(sends);
   }
 });
 
