@@ -155,6 +155,16 @@ export function manSections(source: ManualSource): ManSection[] {
           "portable: UDP listeners use Deno's datagram API even where recvmmsg/sendmmsg " +
           "through FFI would work (the offline executable always does)",
         ],
+        [
+          "SWITCHBOARD_TCP",
+          "portable: TCP writes always go by Deno's async write, never send(2) through FFI " +
+          "at once (the offline executable always does)",
+        ],
+        [
+          "SWITCHBOARD_SPAWN",
+          "portable: cmd and exec start commands through setsid(1) with Deno's subprocess " +
+          "API instead of posix_spawn through FFI (the offline executable always does)",
+        ],
         ["NOTIFY_SOCKET, WATCHDOG_USEC", "set by systemd: sd_notify readiness and watchdog"],
         ["JOURNAL_STREAM", "set by systemd: log lines carry <N> priority prefixes"],
         ["TZ", "the daemon's time zone (the time service's default zone)"],

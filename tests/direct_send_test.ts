@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { directSocket } from "../lib/direct_send.ts";
+import { directSendAvailable, directSocket } from "../lib/direct_send.ts";
 import { MeteredConn } from "../lib/metered_conn.ts";
 
 /** A connected loopback pair: the accepted side and the client side. */
@@ -66,7 +66,7 @@ Deno.test("direct send: anything but a plain TCP connection has none", () => {
 Deno.test("metered writes: bytes the socket cannot take now follow in order, counted once", async () => {
   const { server, client, close } = await pair();
   try {
-    const conn = new MeteredConn(server, server.remoteAddr as Deno.NetAddr);
+    const conn = new MeteredConn(server, server.remoteAddr as Deno.NetAddr, { direct: true });
     // More than the socket buffers hold while the peer does not read: the
     // direct send takes part, the async write waits for the rest, and the
     // writes issued meanwhile must not overtake it.
@@ -90,7 +90,7 @@ Deno.test("metered writes: bytes the socket cannot take now follow in order, cou
 Deno.test("metered writes: a write after the peer is gone rejects", async () => {
   const { server, client, close } = await pair();
   try {
-    const conn = new MeteredConn(server, server.remoteAddr as Deno.NetAddr);
+    const conn = new MeteredConn(server, server.remoteAddr as Deno.NetAddr, { direct: true });
     client.close();
     await assert.rejects(async () => {
       // The first sends may still be accepted; the reset comes within a few.
@@ -101,5 +101,102 @@ Deno.test("metered writes: a write after the peer is gone rejects", async () => 
     });
   } finally {
     close();
+  }
+});
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The descriptor Deno keeps under its internal symbol (as direct_send finds it). */
+function fdOf(conn: object): number | undefined {
+  for (const symbol of Object.getOwnPropertySymbols(conn)) {
+    if (symbol.description === "Deno.internal.fd") {
+      return (conn as unknown as Record<symbol, number>)[symbol];
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Asserts the first bytes each side of `pair` reads are the other side's
+ * marker: nothing stray (a direct send into a reused descriptor) came before.
+ */
+async function assertNothingStray(
+  p: { server: Deno.TcpConn; client: Deno.TcpConn },
+): Promise<void> {
+  for (const [from, to] of [[p.client, p.server], [p.server, p.client]] as const) {
+    await from.write(encoder.encode("MARK"));
+    assert.equal(decoder.decode(await readExactly(to, 4)), "MARK", "bytes before the marker");
+  }
+}
+
+Deno.test("metered writes: only a connection made with direct: true sends at once", async () => {
+  const { server, client, close } = await pair();
+  try {
+    const plain = new MeteredConn(server, server.remoteAddr as Deno.NetAddr);
+    assert.equal(plain.writeNow(encoder.encode("no")), 0, "not asked for");
+    const direct = new MeteredConn(server, server.remoteAddr as Deno.NetAddr, {
+      direct: true,
+      localAddr: server.localAddr,
+    });
+    assert.equal(direct.localAddr, server.localAddr);
+    assert.equal(direct.writeNow(encoder.encode("yes")), 3);
+    assert.equal(direct.bytesOut, 3);
+    assert.equal(decoder.decode(await readExactly(client, 3)), "yes");
+  } finally {
+    close();
+  }
+});
+
+Deno.test("metered writes: after close, writeNow sends nothing, even when the descriptor is reused", async () => {
+  const a = await pair();
+  const conn = new MeteredConn(a.server, a.server.remoteAddr as Deno.NetAddr, { direct: true });
+  const fd = fdOf(a.server);
+  assert.equal(typeof fd, "number");
+  conn.close();
+  assert.equal(conn.writeNow(encoder.encode("LEAK")), 0, "closed");
+  // New sockets may take the freed descriptor: still nothing.
+  const b = await pair();
+  try {
+    assert.equal(conn.writeNow(encoder.encode("LEAK")), 0, "closed, new sockets open");
+    assert.equal(conn.bytesOut, 0);
+    await assertNothingStray(b);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("metered writes: a raw connection closed behind the wrapper's back gets no direct send (the wrapper did not own it)", async () => {
+  const c = await pair();
+  // Not made with direct: true, as everywhere but the TCP listener (which
+  // owns its raw connections and closes them through the wrapper).
+  const conn = new MeteredConn(c.server, c.server.remoteAddr as Deno.NetAddr);
+  c.server.close();
+  const d = await pair();
+  try {
+    assert.equal(conn.writeNow(encoder.encode("LEAK")), 0);
+    await assertNothingStray(d);
+  } finally {
+    c.close();
+    d.close();
+  }
+});
+
+Deno.test("SWITCHBOARD_TCP=portable turns the direct path off for a whole process", async () => {
+  assert.equal(directSendAvailable(), true, "on under deno test --allow-all");
+  const script = `import { directSendAvailable } from "${
+    new URL("../lib/direct_send.ts", import.meta.url).href
+  }"; console.log(directSendAvailable());`;
+  for (
+    const [env, expected] of [[{ SWITCHBOARD_TCP: "portable" }, "false"], [{}, "true"]] as const
+  ) {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--quiet", script],
+      env: { ...env, NO_COLOR: "1" },
+      stdin: "null",
+    }).output();
+    assert.equal(output.code, 0, decoder.decode(output.stderr));
+    assert.equal(decoder.decode(output.stdout).trim(), expected, JSON.stringify(env));
   }
 });
