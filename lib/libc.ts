@@ -1,10 +1,12 @@
 /**
  * The C library through Deno's FFI, for what Deno has no API for: spawning
  * with posix_spawn(3) (a new session without an extra exec), pipes, pidfds
- * and epoll. Opened once, on first use. A runtime without `Deno.dlopen`,
- * without pointers or without nonblocking calls (the offline executable,
- * built by bun), or a C library that lacks a symbol, gets `undefined`, and
- * callers take their portable path.
+ * and epoll. Opened once, when this module loads, through the shared
+ * loader (lib/libc_loader.ts). A runtime without `Deno.dlopen`, without
+ * pointers or without nonblocking calls (the offline executable, built by
+ * bun), without FFI permission, or a C library that lacks a symbol (glibc
+ * only: the spawn structures are sized after glibc's), gets `undefined`,
+ * and callers take their portable path.
  *
  * @module
  */
